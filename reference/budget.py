@@ -1,0 +1,85 @@
+"""The rounding budget: how far a correct implementation may drift from exact arithmetic.
+
+Errors are measured in units of the budget ``u * B_t`` where u is the unit
+roundoff of the arithmetic (2^-53 for float64, 2^-24 for float32) and
+
+    B_t = |p_t| + sum_{s<=t} |p_s - p_{s-1}|
+
+is the magnitude an RMSprop trajectory has moved through: every step rounds the
+step it subtracts and the parameter it subtracts from, so a per-step relative
+error of c*u in both accumulates to at most c*u*B_t. This is scale-free (it does
+not care whether parameters are 1e-6 or 1e6) and does not blow up when a
+parameter crosses zero, unlike an elementwise relative error.
+
+`rounding_tolerance` derives the allowed ratio from the recursion (worst case,
+errors aligned, first order in u):
+
+* ``n_ops``: floating-point operations in the longest chain of one step; each
+  contributes at most u of relative error to the step;
+* the mean square v is a recursion ``v_t = rho*v_{t-1} + ...`` whose relative
+  error obeys ``e_t <= rho*e_{t-1} + 3u``, so it carries up to
+  ``3u * min(T, 1/(1-rho))``; the step sees half of it through the sqrt;
+* the momentum buffer accumulates its own rounding with weight
+  ``sum mu^k <= min(T, 1/(1-mu))`` (two roundings per step).
+
+This bounds one implementation against exact arithmetic; two implementations
+(framework vs reference) may err in opposite directions, hence ``implementations=2``.
+It assumes a well-conditioned configuration; see `reference.exact.sensitivity`
+for the ones where rounding is amplified and no such bound holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spec import RMSpropSpec
+
+UNIT_ROUNDOFF = {
+    "float64": 2.0**-53,
+    "float32": 2.0**-24,
+    "bfloat16": 2.0**-8,
+    "float16": 2.0**-11,
+}
+
+
+def budget_scale(trajectory: np.ndarray, params0: np.ndarray) -> np.ndarray:
+    """``B_t = |p_t| + sum_{s<=t} |p_s - p_{s-1}|`` elementwise, for a ``(T, *shape)`` trajectory."""
+    trajectory = np.asarray(trajectory, np.float64)
+    prev = np.concatenate([np.asarray(params0, np.float64)[None], trajectory[:-1]])
+    return np.abs(trajectory) + np.cumsum(np.abs(trajectory - prev), axis=0)
+
+
+def budget_ratio(
+    params: np.ndarray, reference: np.ndarray, params0: np.ndarray, unit_roundoff: float
+) -> np.ndarray:
+    """``|p - p_ref| / (u * B_t)`` per step (max over elements), computed from the reference."""
+    scale = budget_scale(reference, params0) * unit_roundoff
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(np.asarray(params, np.float64) - reference) / scale
+    ratio = np.where(np.abs(np.asarray(params, np.float64) - reference) == 0, 0.0, ratio)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # one side non-finite: infinitely wrong
+    return ratio.reshape(len(ratio), -1).max(axis=1, initial=0.0)
+
+
+def operation_count(spec: RMSpropSpec) -> int:
+    """Roundings in the longest chain of one step (see the module docstring)."""
+    n = 9  # g^2, rho*v, (1-rho)*g^2, +, +eps, sqrt, g/den, lr*u, p - step
+    n += 4 if spec.centered else 0  # rho*m, (1-rho)*g, +, m^2 and the subtraction
+    n += 3 if spec.momentum > 0 or spec.nesterov else 0  # mu*b, +, nesterov/lr product
+    n += 2 if spec.weight_decay_mode != "none" and spec.weight_decay > 0 else 0
+    n += 2 if spec.bias_correction else 0  # rho^n, division
+    n += 3 if (spec.clipvalue or spec.clipnorm or spec.global_clipnorm) else 0
+    n += 2 if spec.loss_scale or spec.accumulation_steps else 0
+    n += 2 if spec.inverse_time_decay else 0
+    return n
+
+
+def rounding_tolerance(spec: RMSpropSpec, steps: int, implementations: int = 1) -> float:
+    """Allowed ``budget_ratio`` for a well-conditioned run of ``steps`` steps."""
+    rho, mu = spec.decay, spec.momentum
+    memory_v = min(steps, 1.0 / (1.0 - rho)) if rho < 1 else steps
+    memory_b = min(steps, 1.0 / (1.0 - mu)) if mu < 1 else steps
+    per_impl = operation_count(spec) + 1.5 * memory_v
+    if spec.momentum > 0 or spec.nesterov:
+        per_impl += 2.0 * memory_b
+    return implementations * per_impl

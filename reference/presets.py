@@ -1,0 +1,464 @@
+"""Framework presets: each framework's own constructor arguments -> `RMSpropSpec`.
+
+A preset takes exactly the arguments (names and defaults) of the framework's
+optimizer constructor, minus the parameter list, so a user types what is already
+in their training script::
+
+    presets.torch(lr=0.01, alpha=0.99, eps=1e-8)      # torch.optim.RMSprop
+    presets.keras(learning_rate=1e-3, rho=0.9)         # keras.optimizers.RMSprop
+    presets.optax(1e-3, decay=0.9, eps_in_sqrt=False)  # optax.rmsprop
+
+An unknown argument raises `TypeError`; a value the framework would reject (or
+that no RMSprop can run: negative lr, decay outside [0, 1], negative eps) raises
+`ValueError`. Whatever a framework silently rewrites or ignores is recorded in
+``spec.notes``. The semantics come from `../shared/docs/rmsprop-variants.md`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .spec import RMSpropSpec
+
+Number = float | int
+LearningRate = Number | Callable[[int], float]
+
+
+def _number(framework: str, name: str, value: Any, *, low: float = 0.0, high: float = math.inf) -> float:
+    """Validate one hyperparameter with the framework's own argument name in the message."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        # numpy scalars and 0-d tensors convert; anything else is a type error
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{framework}: {name} must be a number, got {value!r}") from None
+    value = float(value)
+    if not (math.isfinite(value) and low <= value <= high):
+        rng = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+        raise ValueError(f"{framework}: {name}={value!r} is invalid, allowed range {rng}")
+    return value
+
+
+def _lr(framework: str, name: str, value: Any) -> tuple[float, Callable[[int], float] | None]:
+    """A constant learning rate, or a schedule ``step -> lr`` (0-based step)."""
+    if callable(value) and not isinstance(value, int | float):
+        return 0.0, value
+    return _number(framework, name, value), None
+
+
+def _flag(framework: str, name: str, value: Any) -> bool:
+    if not isinstance(value, bool | int) or value not in (0, 1):
+        raise TypeError(f"{framework}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _unknown(framework: str, kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        names = ", ".join(sorted(kwargs))
+        raise TypeError(f"{framework}: unexpected argument(s): {names}")
+
+
+# ------------------------------------------------------------------- PyTorch
+def torch(
+    lr: LearningRate = 1e-2,
+    alpha: Number = 0.99,
+    eps: Number = 1e-8,
+    weight_decay: Number = 0,
+    momentum: Number = 0,
+    centered: bool = False,
+    capturable: bool = False,
+    foreach: bool | None = None,
+    maximize: bool = False,
+    differentiable: bool = False,
+) -> RMSpropSpec:
+    """`torch.optim.RMSprop` (2.13): eps outside the sqrt, lr after the momentum buffer,
+    coupled L2 weight decay added after ``maximize`` negates the gradient."""
+    fw = "torch"
+    lr_value, schedule = _lr(fw, "lr", lr)
+    notes: list[str] = []
+    if foreach and differentiable:
+        raise ValueError("torch: foreach=True and differentiable=True are mutually exclusive")
+    for name, value in (("capturable", capturable), ("maximize", maximize),
+                        ("differentiable", differentiable)):
+        _flag(fw, name, value)
+    if foreach is not None:
+        _flag(fw, "foreach", foreach)
+    if capturable:
+        notes.append("capturable=True with a Tensor lr divides by -lr instead of multiplying: "
+                     "same mathematics, different rounding")
+    wd = _number(fw, "weight_decay", weight_decay)
+    return RMSpropSpec(
+        lr=lr_value,
+        lr_schedule=schedule,
+        decay=_number(fw, "alpha", alpha, high=1.0),
+        eps=_number(fw, "eps", eps),
+        eps_placement="outside",
+        initial_accumulator=0.0,
+        centered=_flag(fw, "centered", centered),
+        momentum=_number(fw, "momentum", momentum),
+        lr_placement="after_buffer",
+        weight_decay=wd,
+        weight_decay_mode="coupled" if wd > 0 else "none",
+        maximize=bool(maximize),
+        hyperparam_rounding="exact",
+        framework=fw,
+        notes=tuple(notes),
+    )
+
+
+# ------------------------------------------------------------------- Keras 3
+def _keras3(
+    fw: str,
+    *,
+    learning_rate: LearningRate,
+    rho: Number,
+    momentum: Number,
+    epsilon: Number,
+    centered: bool,
+    weight_decay: Number | None,
+    clipnorm: Number | None,
+    clipvalue: Number | None,
+    global_clipnorm: Number | None,
+    use_ema: bool,
+    ema_momentum: Number,
+    ema_overwrite_frequency: int | None,
+    loss_scale_factor: Number | None,
+    gradient_accumulation_steps: int | None,
+    kwargs: dict[str, Any],
+    centered_order: str,
+    weight_decay_mode: str,
+    rounding: frozenset[str],
+) -> RMSpropSpec:
+    notes: list[str] = []
+    if "decay" in kwargs:
+        kwargs = dict(kwargs)
+        if kwargs.pop("decay") is not None:
+            notes.append("decay= is accepted with a warning and ignored by Keras 3")
+    _unknown(fw, kwargs)
+    lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
+    if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+        raise ValueError(f"{fw}: only one of clipnorm, clipvalue and global_clipnorm can be set")
+    clips = _keras_clips(fw, notes, clipnorm=clipnorm, global_clipnorm=global_clipnorm,
+                         clipvalue=clipvalue)
+    if gradient_accumulation_steps and not gradient_accumulation_steps >= 2:
+        raise ValueError(f"{fw}: gradient_accumulation_steps={gradient_accumulation_steps!r} "
+                         "is invalid, allowed an integer >= 2")
+    ema = _keras_ema(fw, use_ema, ema_momentum, ema_overwrite_frequency, notes, "first_update")
+    wd = None if weight_decay is None else _number(fw, "weight_decay", weight_decay)
+    return RMSpropSpec(
+        lr=lr_value,
+        lr_schedule=schedule,
+        decay=_number(fw, "rho", rho, high=1.0),
+        eps=_number(fw, "epsilon", epsilon),
+        eps_placement="inside",
+        centered=_flag(fw, "centered", centered),
+        centered_order=centered_order,
+        momentum=_number(fw, "momentum", momentum),
+        lr_placement="in_buffer",
+        weight_decay=wd or 0.0,
+        weight_decay_mode="none" if wd is None else weight_decay_mode,
+        hyperparam_rounding=rounding,
+        loss_scale=None if loss_scale_factor is None
+        else _number(fw, "loss_scale_factor", loss_scale_factor, low=math.ulp(0.0)),
+        accumulation_steps=gradient_accumulation_steps or None,
+        framework=fw,
+        notes=tuple(notes),
+        **clips,
+        **ema,
+    )
+
+
+def _keras_clips(fw: str, notes: list[str], **clips: Number | None) -> dict[str, float | None]:
+    """Keras (3 and tf_keras new) apply only a clip that is set and > 0."""
+    out: dict[str, float | None] = {}
+    for name, value in clips.items():
+        if value is not None:
+            value = _number(fw, name, value, low=-math.inf)
+            if value <= 0:
+                notes.append(f"{name}={value:g} is silently ignored (clipping needs a value > 0)")
+                value = None
+        out[name] = value
+    return out
+
+
+def _keras_ema(fw: str, use_ema: bool, ema_momentum: Number, freq: int | None,
+               notes: list[str], start: str) -> dict[str, Any]:
+    if not _flag(fw, "use_ema", use_ema):
+        return {}
+    m = _number(fw, "ema_momentum", ema_momentum, high=1.0)
+    if freq is not None and freq != 0 and (isinstance(freq, bool) or not isinstance(freq, int) or freq < 1):
+        raise ValueError(f"{fw}: ema_overwrite_frequency={freq!r} is invalid, "
+                         "allowed None or an integer >= 1")
+    if not freq:
+        notes.append("use_ema=True without ema_overwrite_frequency leaves the trained variables "
+                     "unchanged until finalize_variable_values()")
+    return {"ema_momentum": m, "ema_overwrite_frequency": freq or None, "ema_start": start}
+
+
+def _keras3_signature(framework: str, centered_order: str, weight_decay_mode: str,
+                      rounding: frozenset[str], doc: str) -> Callable[..., RMSpropSpec]:
+    def preset(
+        learning_rate: LearningRate = 0.001,
+        rho: Number = 0.9,
+        momentum: Number = 0.0,
+        epsilon: Number = 1e-7,
+        centered: bool = False,
+        weight_decay: Number | None = None,
+        clipnorm: Number | None = None,
+        clipvalue: Number | None = None,
+        global_clipnorm: Number | None = None,
+        use_ema: bool = False,
+        ema_momentum: Number = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: Number | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> RMSpropSpec:
+        return _keras3(
+            framework, learning_rate=learning_rate, rho=rho, momentum=momentum, epsilon=epsilon,
+            centered=centered, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm, use_ema=use_ema, ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency, loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps, kwargs=kwargs,
+            centered_order=centered_order, weight_decay_mode=weight_decay_mode, rounding=rounding,
+        )
+
+    preset.__name__ = preset.__qualname__ = framework
+    preset.__doc__ = doc
+    return preset
+
+
+keras = _keras3_signature(
+    "keras", "sub_then_eps", "decoupled", frozenset({"lr", "weight_decay"}),
+    """`keras.optimizers.RMSprop` (Keras 3.15) on the TensorFlow backend, the Keras default:
+    eps inside the sqrt, lr in the momentum buffer, lr a float32 variable (floatx), decoupled
+    weight decay ``p -= p*wd*lr`` with wd cast through float32, applied after clipping.""",
+)
+keras_jax = _keras3_signature(
+    "keras_jax", "sub_then_eps", "decoupled", frozenset({"lr"}),
+    """Keras 3 on the JAX backend: as `keras`, but the weight decay factor stays exact.""",
+)
+keras_torch = _keras3_signature(
+    "keras_torch", "eps_then_sub", "multiplicative", frozenset({"lr", "weight_decay", "wd_factor"}),
+    """Keras 3 on the torch backend (its own foreach code): centered ``(v + eps) - m^2``,
+    weight decay ``p *= 1 - wd*lr`` with the factor computed in float32.""",
+)
+
+
+# ------------------------------------------------------------------ tf_keras
+def tf_keras(
+    learning_rate: LearningRate = 0.001,
+    rho: Number = 0.9,
+    momentum: Number = 0.0,
+    epsilon: Number = 1e-7,
+    centered: bool = False,
+    weight_decay: Number | None = None,
+    clipnorm: Number | None = None,
+    clipvalue: Number | None = None,
+    global_clipnorm: Number | None = None,
+    use_ema: bool = False,
+    ema_momentum: Number = 0.99,
+    ema_overwrite_frequency: int | None = 100,
+    jit_compile: bool = True,
+    name: str = "RMSprop",
+    **kwargs: Any,
+) -> RMSpropSpec:
+    """`tf_keras.optimizers.RMSprop` (2.21, the Keras 2 "new" optimizer): eps inside (rsqrt),
+    lr float32, first clip that is set wins (clipnorm, global_clipnorm, clipvalue)."""
+    fw = "tf_keras"
+    kwargs = dict(kwargs)
+    kwargs.pop("is_legacy_optimizer", None)
+    notes: list[str] = []
+    if kwargs.pop("lr", None):
+        notes.append("lr= is deprecated and silently IGNORED (only a warning is logged); "
+                     "learning_rate is used")
+    for legacy in ("decay", "gradient_aggregator", "gradient_transformers"):
+        if legacy in kwargs:
+            raise ValueError(f"{fw}: {legacy} is deprecated in the new tf_keras optimizer; "
+                             "use tf_keras_legacy")
+    _unknown(fw, kwargs)
+    _flag(fw, "jit_compile", jit_compile)
+    if clipnorm is not None and global_clipnorm is not None:
+        raise ValueError(f"{fw}: cannot accept both clipnorm and global_clipnorm")
+    clips = _keras_clips(fw, notes, clipnorm=clipnorm, global_clipnorm=global_clipnorm,
+                         clipvalue=clipvalue)
+    set_ = [k for k in ("clipnorm", "global_clipnorm", "clipvalue") if clips[k] is not None]
+    for ignored in set_[1:]:
+        notes.append(f"{ignored} is silently ignored because {set_[0]} is set")
+        clips[ignored] = None
+    lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
+    wd = None if weight_decay is None else _number(fw, "weight_decay", weight_decay)
+    ema = _keras_ema(fw, use_ema, ema_momentum, ema_overwrite_frequency, notes, "initial_params")
+    return RMSpropSpec(
+        lr=lr_value,
+        lr_schedule=schedule,
+        decay=_number(fw, "rho", rho, high=1.0),
+        eps=_number(fw, "epsilon", epsilon),
+        eps_placement="inside",
+        centered=_flag(fw, "centered", centered),
+        momentum=_number(fw, "momentum", momentum),
+        lr_placement="in_buffer",
+        weight_decay=wd or 0.0,
+        weight_decay_mode="none" if wd is None else "decoupled",
+        hyperparam_rounding={"lr", "weight_decay"},
+        framework=fw,
+        notes=tuple(notes),
+        **clips,
+        **ema,
+    )
+
+
+def tf_keras_legacy(
+    learning_rate: LearningRate = 0.001,
+    rho: Number = 0.9,
+    momentum: Number = 0.0,
+    epsilon: Number = 1e-7,
+    centered: bool = False,
+    name: str = "RMSprop",
+    **kwargs: Any,
+) -> RMSpropSpec:
+    """`tf_keras.optimizers.legacy.RMSprop` (OptimizerV2): eps OUTSIDE the sqrt when
+    momentum == 0 and inside when > 0; lr, rho, momentum and ``decay`` in float32;
+    ``epsilon=0`` silently becomes 1e-7; every clip that is set applies, in order
+    clipvalue, clipnorm, global_clipnorm; ``decay=`` is inverse-time lr decay."""
+    fw = "tf_keras_legacy"
+    allowed = {"clipnorm", "clipvalue", "lr", "decay", "global_clipnorm"}
+    _unknown(fw, {k: v for k, v in kwargs.items() if k not in allowed})
+    for k, v in kwargs.items():
+        if v is not None and _number(fw, k, v, low=-math.inf) < 0:
+            raise ValueError(f"{fw}: {k}={v!r} is invalid, allowed range >= 0")
+    if kwargs.get("clipnorm") is not None and kwargs.get("global_clipnorm") is not None:
+        raise ValueError(f"{fw}: cannot accept both clipnorm and global_clipnorm")
+    notes: list[str] = []
+    if "lr" in kwargs:
+        learning_rate = kwargs["lr"]
+    lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
+    eps = _number(fw, "epsilon", epsilon)
+    if not eps:
+        notes.append("epsilon=0 is silently replaced by backend epsilon 1e-7")
+        eps = 1e-7
+    mom = _number(fw, "momentum", momentum, high=1.0)
+    if mom == 0:
+        notes.append("momentum == 0: eps goes OUTSIDE the sqrt (python path); "
+                     "momentum > 0 uses the raw op with eps inside")
+    clips = {k: kwargs.get(k) for k in ("clipvalue", "clipnorm", "global_clipnorm")}
+    return RMSpropSpec(
+        lr=lr_value,
+        lr_schedule=schedule,
+        decay=_number(fw, "rho", rho, high=1.0),
+        eps=eps,
+        eps_placement="inside",
+        legacy_eps_switch=True,
+        centered=_flag(fw, "centered", centered),
+        momentum=mom,
+        lr_placement="in_buffer",
+        hyperparam_rounding={"lr", "decay", "momentum", "inverse_time_decay"},
+        inverse_time_decay=float(kwargs.get("decay") or 0.0),
+        framework=fw,
+        notes=tuple(notes),
+        **clips,
+    )
+
+
+# ----------------------------------------------------------------------- TF1
+def tf1(
+    learning_rate: LearningRate,
+    decay: Number = 0.9,
+    momentum: Number = 0.0,
+    epsilon: Number = 1e-10,
+    use_locking: bool = False,
+    centered: bool = False,
+    name: str = "RMSProp",
+) -> RMSpropSpec:
+    """`tf.compat.v1.train.RMSPropOptimizer`: the accumulator starts at ONE, eps inside,
+    lr in the buffer, and every hyperparameter (lr, decay, momentum, eps) in float32."""
+    fw = "tf1"
+    lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
+    _flag(fw, "use_locking", use_locking)
+    return RMSpropSpec(
+        lr=lr_value,
+        lr_schedule=schedule,
+        decay=_number(fw, "decay", decay, high=1.0),
+        eps=_number(fw, "epsilon", epsilon),
+        eps_placement="inside",
+        initial_accumulator=1.0,
+        centered=_flag(fw, "centered", centered),
+        momentum=_number(fw, "momentum", momentum),
+        lr_placement="in_buffer",
+        hyperparam_rounding={"lr", "decay", "momentum", "eps"},
+        framework=fw,
+        notes=("the accumulator starts at 1, not 0 (the TF docs' migration table omits this)",),
+    )
+
+
+# --------------------------------------------------------------------- Optax
+def optax(
+    learning_rate: LearningRate,
+    decay: Number = 0.9,
+    eps: Number = 1e-8,
+    initial_scale: Number = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: Number | None = None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
+) -> RMSpropSpec:
+    """`optax.rmsprop` (0.2.8): ``chain(scale_by_rms|scale_by_stddev, scale_by_learning_rate,
+    trace)``, so lr sits in the momentum buffer; a schedule is called with count 0 first."""
+    fw = "optax"
+    lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
+    notes: list[str] = []
+    mom = None if momentum is None else _number(fw, "momentum", momentum)
+    if _flag(fw, "nesterov", nesterov) and mom is None:
+        notes.append("nesterov=True has no effect without momentum")
+    return RMSpropSpec(
+        lr=lr_value,
+        lr_schedule=schedule,
+        decay=_number(fw, "decay", decay, high=1.0),
+        eps=_number(fw, "eps", eps),
+        eps_placement="inside" if _flag(fw, "eps_in_sqrt", eps_in_sqrt) else "outside",
+        initial_accumulator=_number(fw, "initial_scale", initial_scale),
+        centered=_flag(fw, "centered", centered),
+        momentum=mom or 0.0,
+        nesterov=bool(nesterov) and mom is not None,
+        lr_placement="in_buffer",
+        bias_correction=_flag(fw, "bias_correction", bias_correction),
+        hyperparam_rounding="exact",
+        framework=fw,
+        notes=tuple(notes),
+    )
+
+
+#: Every preset by name, in the order `explain` shows them.
+PRESETS: dict[str, Callable[..., RMSpropSpec]] = {
+    "torch": torch,
+    "keras": keras,
+    "keras_jax": keras_jax,
+    "keras_torch": keras_torch,
+    "tf_keras": tf_keras,
+    "tf_keras_legacy": tf_keras_legacy,
+    "tf1": tf1,
+    "optax": optax,
+}
+
+#: Arguments a preset needs when the framework has no default (required lr).
+REQUIRED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tf1": {"learning_rate": 0.001},
+    "optax": {"learning_rate": 0.001},
+}
+
+
+def get(name: str) -> Callable[..., RMSpropSpec]:
+    """The preset called ``name``; `KeyError` naming the known presets otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def defaults(name: str) -> RMSpropSpec:
+    """The preset with the framework's defaults (lr 1e-3 where the framework requires one)."""
+    return get(name)(**REQUIRED_DEFAULTS.get(name, {}))
