@@ -11,6 +11,7 @@ caller's run goes on.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import subprocess
@@ -20,20 +21,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .adapters import ADAPTERS, load
+from .adapters import ADAPTERS, AdapterInfo
 
 Result = dict[str, Any]  # {"params": {...}} | {"error": str} | {"skipped": str}
 
 
-def run_in_worker(adapter: str, cases: list[dict], timeout: float = 600.0) -> list[Result]:
-    """Run ``cases`` through ``adapter`` in a fresh subprocess; one result per case."""
-    info = ADAPTERS[adapter]
+def run_in_worker(adapter: str | AdapterInfo, cases: list[dict], timeout: float = 600.0) -> list[Result]:
+    """Run ``cases`` through ``adapter`` (a registered name or an `AdapterInfo`) in a fresh
+    subprocess; one result per case."""
+    info = ADAPTERS[adapter] if isinstance(adapter, str) else adapter
     env = {**os.environ, **info.env, "PYTHONUNBUFFERED": "1"}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory(prefix="rmsprop-worker-") as tmp:
         src, dst = Path(tmp, "in.pkl"), Path(tmp, "out.pkl")
-        src.write_bytes(pickle.dumps({"adapter": adapter, "cases": cases}))
+        src.write_bytes(pickle.dumps({"module": info.module, "cases": cases}))
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "harness.worker", str(src), str(dst)],
@@ -61,7 +63,7 @@ def _partial(dst: Path, cases: list[dict], reason: str) -> list[Result]:
 
 def _main(src: str, dst: str) -> int:
     request = pickle.loads(Path(src).read_bytes())
-    module = load(request["adapter"])
+    module = importlib.import_module(request["module"])
     reason = module.available()
     results: list[Result] = []
     partial = Path(dst).with_suffix(".partial")

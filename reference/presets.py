@@ -57,7 +57,7 @@ def _flag(framework: str, name: str, value: Any) -> bool:
 def _unknown(framework: str, kwargs: dict[str, Any]) -> None:
     if kwargs:
         names = ", ".join(sorted(kwargs))
-        raise TypeError(f"{framework}: unexpected argument(s): {names}")
+        raise TypeError(f"{framework}() got an unexpected keyword argument(s): {names}")
 
 
 # ------------------------------------------------------------------- PyTorch

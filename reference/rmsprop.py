@@ -128,6 +128,11 @@ def update(
     lr: float | None = None,
 ) -> tuple[Tree, RMSpropState]:
     """One optimizer call: returns ``(new_params, new_state)``; inputs are not modified."""
+    with np.errstate(all="ignore"):  # 0/0 and overflow give NaN/inf silently, as in the frameworks
+        return _update(spec, state, params, grads, lr)
+
+
+def _update(spec, state, params, grads, lr):
     ps, unflatten = _flatten(params)
     gs = _leaves(grads, ps, "gradient")
     lr_t = learning_rate(spec, state.count, lr)

@@ -15,7 +15,6 @@ never in the caller's process.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 
@@ -45,8 +44,3 @@ ADAPTERS: dict[str, AdapterInfo] = {
         AdapterInfo("optax", "harness.adapters.optax_adapter", "optax", {"JAX_ENABLE_X64": "1"}),
     )
 }
-
-
-def load(name: str):
-    """Import the module of adapter ``name`` (inside a worker process)."""
-    return importlib.import_module(ADAPTERS[name].module)

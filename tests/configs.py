@@ -1,0 +1,134 @@
+"""The one matrix of configurations every test reuses (in the spirit of torch's OptimizerInfo).
+
+Each `Config` is a framework-native argument set for one preset, plus the adapter
+that drives the real framework with those same arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reference import RMSpropSpec, presets
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str
+    kwargs: dict[str, Any]
+    adapter: str
+    options: dict[str, Any] = field(default_factory=dict)
+    schedule: bool = False  # drive a per-step learning rate
+
+    @property
+    def id(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"{self.preset}({args}){'+schedule' if self.schedule else ''}"
+
+    def spec(self) -> RMSpropSpec:
+        return presets.get(self.preset)(**self.kwargs)
+
+
+def _variants(preset: str, adapter: str, lr_name: str, base: dict, extra: list[dict],
+              options: dict | None = None) -> list[Config]:
+    return [Config(preset, {**base, **kw}, adapter, options or {}) for kw in extra]
+
+
+_TORCH = _variants("torch", "torch", "lr", {}, [
+    {},
+    {"lr": 0.003, "momentum": 0.9},
+    {"lr": 0.003, "centered": True},
+    {"lr": 0.003, "centered": True, "momentum": 0.5, "weight_decay": 0.1},
+    {"lr": 0.01, "alpha": 0.9, "eps": 1.0, "maximize": True},
+    {"lr": 0.003, "eps": 0.0, "alpha": 0.5},
+])
+_TORCH += _variants("torch", "torch", "lr", {"lr": 0.003, "centered": True, "momentum": 0.9},
+                    [{}], {"foreach": True})
+_KERAS = _variants("keras", "keras.tensorflow", "learning_rate", {}, [
+    {},
+    {"learning_rate": 0.01, "momentum": 0.9},
+    {"learning_rate": 0.01, "centered": True, "momentum": 0.5},
+    {"learning_rate": 0.01, "weight_decay": 0.05, "clipnorm": 1.0},
+    {"learning_rate": 0.01, "global_clipnorm": 2.0, "rho": 0.95},
+    {"learning_rate": 0.01, "clipvalue": 0.5, "epsilon": 1e-3},
+    {"learning_rate": 0.01, "gradient_accumulation_steps": 3, "loss_scale_factor": 128.0},
+    {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 7},
+])
+_KERAS_JAX = _variants("keras_jax", "keras.jax", "learning_rate", {}, [
+    {},
+    {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
+])
+_KERAS_TORCH = _variants("keras_torch", "keras.torch", "learning_rate", {}, [
+    {},
+    {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
+])
+_TF_KERAS = _variants("tf_keras", "tf_keras", "learning_rate", {}, [
+    {},
+    {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
+    {"learning_rate": 0.01, "clipnorm": 0.5, "clipvalue": 0.1},
+    {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.8, "ema_overwrite_frequency": 5},
+], {"optimizer": "tf_keras"})
+_LEGACY = _variants("tf_keras_legacy", "tf_keras.legacy", "learning_rate", {}, [
+    {},
+    {"learning_rate": 0.01, "centered": True},
+    {"learning_rate": 0.01, "momentum": 0.9},
+    {"learning_rate": 0.01, "momentum": 0.5, "centered": True},
+    {"learning_rate": 0.01, "epsilon": 0.0, "decay": 0.05, "clipvalue": 0.5, "clipnorm": 1.0},
+], {"optimizer": "tf_keras_legacy"})
+_TF1 = _variants("tf1", "tf1", "learning_rate", {"learning_rate": 0.01}, [
+    {},
+    {"momentum": 0.9},
+    {"centered": True, "momentum": 0.5, "decay": 0.95, "epsilon": 1e-6},
+], {"optimizer": "tf1"})
+_OPTAX = _variants("optax", "optax", "learning_rate", {"learning_rate": 0.01}, [
+    {},
+    {"eps_in_sqrt": False, "decay": 0.99},
+    {"momentum": 0.9, "nesterov": True},
+    {"centered": True, "momentum": 0.5},
+    {"initial_scale": 1.0, "bias_correction": True},
+    {"centered": True, "eps_in_sqrt": False, "momentum": 0.9},
+])
+
+#: Configurations with a per-step learning rate (schedules), one per lr semantics.
+_SCHEDULED = [
+    Config("torch", {"lr": 0.01, "momentum": 0.9}, "torch", schedule=True),
+    Config("optax", {"learning_rate": 0.01, "momentum": 0.9}, "optax", schedule=True),
+    Config("keras", {"learning_rate": 0.01, "momentum": 0.9}, "keras.tensorflow", schedule=True),
+    Config("tf1", {"learning_rate": 0.01, "momentum": 0.9}, "tf1", {"optimizer": "tf1"}, schedule=True),
+]
+
+CONFIGS: list[Config] = [*_TORCH, *_KERAS, *_KERAS_JAX, *_KERAS_TORCH, *_TF_KERAS, *_LEGACY, *_TF1,
+                         *_OPTAX, *_SCHEDULED]
+
+#: Configurations where rounding is amplified beyond any a-priori budget (see
+#: reference.exact.sensitivity); tests that bound rounding error skip these.
+ILL_CONDITIONED = {"optax(learning_rate=0.01,centered=True,bias_correction=True)"}
+
+STEPS = 50
+
+
+def model_params(seed: int = 0) -> dict[str, np.ndarray]:
+    """A tiny 'model': named tensors of different shapes."""
+    rng = np.random.default_rng(seed)
+    return {"weight": rng.normal(size=(2, 3)), "bias": rng.normal(size=(2,)), "scale": rng.normal(size=(4,))}
+
+
+def gradient_stream(params: dict[str, np.ndarray], steps: int = STEPS,
+                    seed: int = 1) -> dict[str, np.ndarray]:
+    """Gradients of mixed magnitude 1e-3 .. 10 per coordinate and step, as (T, *shape) per tensor."""
+    rng = np.random.default_rng(seed)
+    return {n: rng.normal(size=(steps, *p.shape)) * 10.0 ** rng.uniform(-3, 1, size=(steps, *p.shape))
+            for n, p in params.items()}
+
+
+def schedule(steps: int = STEPS) -> np.ndarray:
+    """A warm-up then exponential decay, so lr-in-buffer and lr-after-buffer really differ."""
+    t = np.arange(steps, dtype=np.float64)
+    return 0.01 * np.minimum(1.0, (t + 1) / 5) * 0.95**t
+
+
+def per_step(grads: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    steps = len(next(iter(grads.values())))
+    return [{n: g[t] for n, g in grads.items()} for t in range(steps)]

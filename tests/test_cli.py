@@ -1,0 +1,79 @@
+"""`rmsprop-harness explain` and the CLI's error contract (one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli import main
+from reference import presets
+
+
+def test_explain_all_presets_by_default(capsys) -> None:
+    assert main(["explain"]) == 0
+    out = capsys.readouterr().out
+    for name in presets.PRESETS:
+        assert name in out
+    assert "* effective_eps_placement" in out and "* initial_accumulator" in out
+    assert "tf1: the accumulator starts at 1" in out
+
+
+def test_explain_with_arguments_and_diff_markdown(capsys) -> None:
+    assert main(["explain", "torch:lr=0.01,momentum=0.9", "optax:learning_rate=0.01,eps_in_sqrt=False,"
+                 "momentum=0.9,decay=0.99", "--diff", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| knob | torch:lr=0.01,momentum=0.9 |")
+    rows = {line.split("|")[1].strip(): line for line in lines[2:]}
+    # torch vs optax with matched settings differ only in lr placement and eps (1e-8 both) ...
+    assert set(rows) == {"**lr_placement**"}, rows
+
+
+def test_explain_json(capsys) -> None:
+    assert main(["explain", "torch", "keras", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["knobs"]["effective_eps_placement"] == {"torch": "outside", "keras": "inside"}
+    assert "eps" in data["differs"] and "centered" not in data["differs"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "tourch"], "unknown preset 'tourch'"),
+        (["explain", "torch:alpha=2"], "alpha=2.0 is invalid"),
+        (["explain", "torch:betas=1"], "unexpected keyword argument"),
+        (["explain", "torch:lr"], "expected arg=value"),
+        (["explain", "torch:lr=fast"], "not a Python literal"),
+        (["explain", "--format", "pdf"], "invalid choice"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys) -> None:
+    with pytest.raises(SystemExit) if args[0] == "frobnicate" or "--format" in args else _nullctx():
+        code = main(args)
+        assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("rmsprop-harness") or str(__import__("pathlib").Path(sys.executable).with_name(
+        "rmsprop-harness"))
+    proc = subprocess.run([exe, "explain", "tf_keras_legacy", "tf1", "--diff"], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "initial_accumulator" in proc.stdout
+    bad = subprocess.run([exe, "explain", "nope"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
