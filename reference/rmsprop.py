@@ -248,9 +248,8 @@ def run_reference(
         p0 = np.asarray(params0)
         if grads.shape[1:] != p0.shape:
             raise ValueError(f"grads shape {grads.shape} is not (T, *{p0.shape})")
+    leaves0, unflatten = _flatten(params0)
     steps = [_flatten(p)[0] for p, _ in iterate_reference(spec, params0, grads, lrs)]
-    _, unflatten = _flatten(params0)
-    n_leaves = len(_flatten(params0)[0])
     if not steps:
-        return unflatten([np.empty((0, *np.shape(x))) for x in _flatten(params0)[0]])
-    return unflatten([np.stack([s[i] for s in steps]) for i in range(n_leaves)])
+        return unflatten([np.empty((0, *x.shape)) for x in leaves0])
+    return unflatten([np.stack([s[i] for s in steps]) for i in range(len(leaves0))])

@@ -91,7 +91,7 @@ class RMSpropSpec:
     weight_decay_mode: WeightDecayMode = "none"
     maximize: bool = False
     hyperparam_rounding: frozenset[str] | str | Iterable[str] = frozenset()
-    lr_schedule: Callable[[int], float] | None = dataclasses.field(default=None, compare=False)
+    lr_schedule: Callable[[int], float] | None = None  # called with the 0-based step; compared by identity
     inverse_time_decay: float = 0.0
     clipvalue: float | None = None
     clipnorm: float | None = None

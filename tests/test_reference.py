@@ -215,3 +215,8 @@ def test_nonfinite_gradients_propagate_like_the_frameworks() -> None:
     g[3, 0] = np.nan
     out = run_reference(presets.torch(), PARAMS["bias"], g)
     assert np.isnan(out[3:, 0]).all() and np.isfinite(out[:, 1]).all()
+
+
+def test_empty_stream_gives_empty_trajectory() -> None:
+    out = run_reference(presets.torch(), PARAMS, [])
+    assert out["weight"].shape == (0, 2, 3)
