@@ -14,8 +14,14 @@ parameter crosses zero, unlike an elementwise relative error.
 `rounding_tolerance` derives the allowed ratio from the recursion (worst case,
 errors aligned, first order in u):
 
-* ``n_ops``: floating-point operations in the longest chain of one step; each
-  contributes at most u of relative error to the step;
+* ``n_ops``: floating-point operations in the longest chain that computes the
+  step; each contributes at most u of relative error to the step, so together at
+  most ``n_ops * u * sum |step|``;
+* ``parameter_roundings``: operations that round at the magnitude of the
+  parameter itself every step (``p - step``; ``p - p*wd*lr``; ``p * (1 - lr*wd)``
+  and its factor; the EMA blend). That is recursive summation (Higham, Accuracy
+  and Stability, section 4.2): worst case ``k * u * sum_t |p_t| <= k * T * u * B_T``,
+  linear in the number of steps T;
 * the mean square v is a recursion ``v_t = rho*v_{t-1} + ...`` whose relative
   error obeys ``e_t <= rho*e_{t-1} + 3u``, so it carries up to
   ``3u * min(T, 1/(1-rho))``; the step sees half of it through the sqrt;
@@ -62,8 +68,8 @@ def budget_ratio(
 
 
 def operation_count(spec: RMSpropSpec) -> int:
-    """Roundings in the longest chain of one step (see the module docstring)."""
-    n = 9  # g^2, rho*v, (1-rho)*g^2, +, +eps, sqrt, g/den, lr*u, p - step
+    """Roundings in the longest chain that computes one step (see the module docstring)."""
+    n = 8  # g^2, rho*v, (1-rho)*g^2, +, +eps, sqrt, g/den, lr*u
     n += 4 if spec.centered else 0  # rho*m, (1-rho)*g, +, m^2 and the subtraction
     n += 3 if spec.momentum > 0 or spec.nesterov else 0  # mu*b, +, nesterov/lr product
     n += 2 if spec.weight_decay_mode != "none" and spec.weight_decay > 0 else 0
@@ -74,12 +80,24 @@ def operation_count(spec: RMSpropSpec) -> int:
     return n
 
 
+def parameter_roundings(spec: RMSpropSpec) -> int:
+    """Roundings at the parameter's own magnitude per step (recursive summation)."""
+    k = 1  # p - step
+    if spec.weight_decay > 0 and spec.weight_decay_mode == "decoupled":
+        k += 1  # p - p*wd*lr
+    elif spec.weight_decay > 0 and spec.weight_decay_mode == "multiplicative":
+        k += 2  # the factor 1 - lr*wd, then p * factor
+    if spec.ema_momentum is not None:
+        k += 3  # e*avg, (1-e)*p, their sum
+    return k
+
+
 def rounding_tolerance(spec: RMSpropSpec, steps: int, implementations: int = 1) -> float:
     """Allowed ``budget_ratio`` for a well-conditioned run of ``steps`` steps."""
     rho, mu = spec.decay, spec.momentum
     memory_v = min(steps, 1.0 / (1.0 - rho)) if rho < 1 else steps
     memory_b = min(steps, 1.0 / (1.0 - mu)) if mu < 1 else steps
-    per_impl = operation_count(spec) + 1.5 * memory_v
+    per_impl = operation_count(spec) + parameter_roundings(spec) * steps + 1.5 * memory_v
     if spec.momentum > 0 or spec.nesterov:
         per_impl += 2.0 * memory_b
     return implementations * per_impl
