@@ -27,11 +27,9 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 
-from .budget import budget_ratio
+from .budget import UNIT_ROUNDOFF, budget_ratio
 from .rmsprop import Tree, _flatten, _leaves
 from .spec import RMSpropSpec
-
-UNIT_ROUNDOFF_F64 = 2.0**-53  # float64
 
 
 class _Exact:
@@ -221,7 +219,7 @@ def sensitivity(
     lrs: Sequence[float] | None = None,
     trials: int = 3,
     seed: int = 0,
-    unit_roundoff: float = UNIT_ROUNDOFF_F64,
+    unit_roundoff: float = UNIT_ROUNDOFF["float64"],
 ) -> Sensitivity:
     """How far rounding errors of size ``unit_roundoff`` can move the trajectory."""
     grads = list(_iter_grads(grads))

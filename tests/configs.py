@@ -129,6 +129,23 @@ def schedule(steps: int = STEPS) -> np.ndarray:
     return 0.01 * np.minimum(1.0, (t + 1) / 5) * 0.95**t
 
 
+def run_frameworks(configs: list[Config], params: dict[str, np.ndarray],
+                   grads: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Every config through its real framework, one worker per adapter; results by config id."""
+    from harness.worker import run_in_worker
+
+    by_adapter: dict[str, list[Config]] = {}
+    for cfg in configs:
+        by_adapter.setdefault(cfg.adapter, []).append(cfg)
+    results = {}
+    for adapter, cfgs in by_adapter.items():
+        cases = [{"kwargs": c.kwargs, "params0": params, "grads": grads, "dtype": "float64", **c.options,
+                  **({"lrs": schedule(len(next(iter(grads.values()))))} if c.schedule else {})}
+                 for c in cfgs]
+        results.update(zip((c.id for c in cfgs), run_in_worker(adapter, cases), strict=True))
+    return results
+
+
 def per_step(grads: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     steps = len(next(iter(grads.values())))
     return [{n: g[t] for n, g in grads.items()} for t in range(steps)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,24 +55,16 @@ def test_explain_json(capsys) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys) -> None:
-    with pytest.raises(SystemExit) if args[0] == "frobnicate" or "--format" in args else _nullctx():
+    argparse_error = args[0] == "frobnicate" or "--format" in args
+    with pytest.raises(SystemExit) if argparse_error else contextlib.nullcontext():
         code = main(args)
         assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
 
 
-class _nullctx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def test_console_script_is_installed() -> None:
-    exe = shutil.which("rmsprop-harness") or str(__import__("pathlib").Path(sys.executable).with_name(
-        "rmsprop-harness"))
+    exe = shutil.which("rmsprop-harness") or str(Path(sys.executable).with_name("rmsprop-harness"))
     proc = subprocess.run([exe, "explain", "tf_keras_legacy", "tf1", "--diff"], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0, proc.stderr

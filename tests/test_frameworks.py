@@ -8,15 +8,12 @@ implementations. A framework that is not installed skips with the reason.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import pytest
 
-from harness.worker import run_in_worker
 from reference import UNIT_ROUNDOFF, budget_ratio, rounding_tolerance, run_reference
 
-from .configs import CONFIGS, STEPS, Config, gradient_stream, model_params, per_step, schedule
+from .configs import CONFIGS, STEPS, Config, gradient_stream, model_params, per_step, run_frameworks, schedule
 
 pytestmark = pytest.mark.framework
 
@@ -25,25 +22,9 @@ GRADS = gradient_stream(PARAMS)
 LRS = schedule()
 
 
-def _case(cfg: Config) -> dict:
-    case = {"kwargs": cfg.kwargs, "params0": PARAMS, "grads": GRADS, "dtype": "float64", **cfg.options}
-    if cfg.options.get("foreach") is not None:
-        case = {**case, "options": {"foreach": cfg.options["foreach"]}}
-    if cfg.schedule:
-        case["lrs"] = LRS
-    return case
-
-
 @pytest.fixture(scope="session")
 def framework_results() -> dict[str, dict]:
-    by_adapter: dict[str, list[Config]] = defaultdict(list)
-    for cfg in CONFIGS:
-        by_adapter[cfg.adapter].append(cfg)
-    results = {}
-    for adapter, cfgs in by_adapter.items():
-        for cfg, res in zip(cfgs, run_in_worker(adapter, [_case(c) for c in cfgs]), strict=True):
-            results[cfg.id] = res
-    return results
+    return run_frameworks(CONFIGS, PARAMS, GRADS)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c.id)

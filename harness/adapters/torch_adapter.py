@@ -1,4 +1,4 @@
-"""`torch.optim.RMSprop`, for-loop or foreach (``case["options"]["foreach"]``)."""
+"""`torch.optim.RMSprop`, for-loop or foreach (``case["foreach"]``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def run_case(case: dict) -> dict[str, np.ndarray]:
     names = list(case["params0"])
     params = [torch.nn.Parameter(torch.tensor(case["params0"][n], dtype=dtype)) for n in names]
     kwargs = dict(case["kwargs"])
-    kwargs.update(case.get("options", {}))
+    if case.get("foreach") is not None:  # the for-loop / foreach variant of the adapter
+        kwargs["foreach"] = case["foreach"]
     opt = torch.optim.RMSprop(params, **kwargs)
     lrs = case.get("lrs")
     out = []
