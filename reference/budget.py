@@ -101,3 +101,68 @@ def rounding_tolerance(spec: RMSpropSpec, steps: int, implementations: int = 1) 
     if spec.momentum > 0 or spec.nesterov:
         per_impl += 2.0 * memory_b
     return implementations * per_impl
+
+
+# ------------------------------------------------------------ runs in a dtype
+def hyperparameter_roundings(spec: RMSpropSpec, steps: int) -> float:
+    """Extra budget units when the framework runs in a narrower dtype than the reference.
+
+    Its hyperparameters are then rounded to the run dtype, the same way every step, so
+    the errors align: lr, eps, ``1-rho`` and the weight decay each cost one u of the
+    step; ``rho`` perturbs the v recursion by u per step, which its memory carries
+    (``min(T, 1/(1-rho))``, half of it through the sqrt); the momentum coefficient
+    perturbs the buffer the same way with its memory.
+    """
+    rho, mu = spec.decay, spec.momentum
+    n = 4.0 + 0.5 * (min(steps, 1.0 / (1.0 - rho)) if rho < 1 else steps)
+    if spec.momentum > 0 or spec.nesterov:
+        n += min(steps, 1.0 / (1.0 - mu)) if mu < 1 else steps
+    return n
+
+
+def run_tolerance(spec: RMSpropSpec, steps: int, dtype: str) -> float:
+    """Allowed ``budget_ratio`` (in units of the run dtype's u) after ``steps`` steps of a
+    framework running in ``dtype`` against the float64 reference.
+
+    For float64 both sides round at the same u: ``implementations=2``. For a narrower
+    dtype the framework's bound gains `hyperparameter_roundings`, and the reference's
+    own float64 error is the same bound scaled by ``u_64 / u_dtype`` (negligible).
+    Underflow in float16/bfloat16 (g^2 below 6e-8 in float16) is outside any such bound.
+    """
+    per_impl = rounding_tolerance(spec, steps)
+    if dtype == "float64":
+        return 2 * per_impl
+    ratio = UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF[dtype]
+    return per_impl + hyperparameter_roundings(spec, steps) + per_impl * ratio
+
+
+def state_tolerance(spec: RMSpropSpec, steps: int, dtype: str, kind: str) -> float:
+    """Allowed budget ratio of an optimizer state tensor (``nu``, ``mu`` or ``trace``).
+
+    A state recursion ``s_t = c*s_{t-1} + x_t`` makes a fresh error of a few u times
+    ``max(|c*s_{t-1}|, |x_t|) <= 2*B_t`` each step (B_t: the state's own
+    ``|s_t| + sum |s_t - s_{t-1}|``) and carries old errors with weight ``c^k``, so in
+    budget units it is bounded by (fresh roundings) * ``min(T, 1/(1-c))``:
+
+    * ``nu`` and ``mu``: g*g, rho*s, (1-rho)*x, the sum (x2 for the 2*B_t) plus any
+      gradient preprocessing (clipping, loss scale, coupled weight decay) counted twice
+      for the square, with rho's memory;
+    * ``trace``: the step direction's error (`operation_count` plus half the v memory)
+      and two roundings, with the momentum's memory.
+    """
+    rho, mu = spec.decay, spec.momentum
+    memory_v = min(steps, 1.0 / (1.0 - rho)) if rho < 1 else steps
+    memory_b = min(steps, 1.0 / (1.0 - mu)) if mu < 1 else steps
+    narrow = dtype != "float64"
+    if kind in ("nu", "mu"):
+        pre = 3 if (spec.clipvalue or spec.clipnorm or spec.global_clipnorm) else 0
+        pre += 2 if spec.loss_scale or spec.accumulation_steps else 0
+        pre += 2 if spec.weight_decay_mode == "coupled" and spec.weight_decay > 0 else 0
+        per_impl = (8 + 2 * pre + (4 if narrow else 0)) * memory_v
+    elif kind == "trace":
+        per_impl = (operation_count(spec) + 1.5 * memory_v + 2 + (6 if narrow else 0)) * memory_b
+    else:
+        raise ValueError(f"unknown state kind {kind!r}")
+    if not narrow:
+        return 2 * per_impl
+    return per_impl * (1 + UNIT_ROUNDOFF["float64"] / UNIT_ROUNDOFF[dtype])

@@ -36,7 +36,7 @@ def _variants(preset: str, adapter: str, lr_name: str, base: dict, extra: list[d
     return [Config(preset, {**base, **kw}, adapter, options or {}) for kw in extra]
 
 
-_TORCH = _variants("torch", "torch", "lr", {}, [
+_TORCH = _variants("torch", "torch.single", "lr", {}, [
     {},
     {"lr": 0.003, "momentum": 0.9},
     {"lr": 0.003, "centered": True},
@@ -44,8 +44,7 @@ _TORCH = _variants("torch", "torch", "lr", {}, [
     {"lr": 0.01, "alpha": 0.9, "eps": 1.0, "maximize": True},
     {"lr": 0.003, "eps": 0.0, "alpha": 0.5},
 ])
-_TORCH += _variants("torch", "torch", "lr", {"lr": 0.003, "centered": True, "momentum": 0.9},
-                    [{}], {"foreach": True})
+_TORCH += _variants("torch", "torch.foreach", "lr", {"lr": 0.003, "centered": True, "momentum": 0.9}, [{}])
 _KERAS = _variants("keras", "keras.tensorflow", "learning_rate", {}, [
     {},
     {"learning_rate": 0.01, "momentum": 0.9},
@@ -69,19 +68,19 @@ _TF_KERAS = _variants("tf_keras", "tf_keras", "learning_rate", {}, [
     {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
     {"learning_rate": 0.01, "clipnorm": 0.5, "clipvalue": 0.1},
     {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.8, "ema_overwrite_frequency": 5},
-], {"optimizer": "tf_keras"})
+])
 _LEGACY = _variants("tf_keras_legacy", "tf_keras.legacy", "learning_rate", {}, [
     {},
     {"learning_rate": 0.01, "centered": True},
     {"learning_rate": 0.01, "momentum": 0.9},
     {"learning_rate": 0.01, "momentum": 0.5, "centered": True},
     {"learning_rate": 0.01, "epsilon": 0.0, "decay": 0.05, "clipvalue": 0.5, "clipnorm": 1.0},
-], {"optimizer": "tf_keras_legacy"})
+])
 _TF1 = _variants("tf1", "tf1", "learning_rate", {"learning_rate": 0.01}, [
     {},
     {"momentum": 0.9},
     {"centered": True, "momentum": 0.5, "decay": 0.95, "epsilon": 1e-6},
-], {"optimizer": "tf1"})
+])
 _OPTAX = _variants("optax", "optax", "learning_rate", {"learning_rate": 0.01}, [
     {},
     {"eps_in_sqrt": False, "decay": 0.99},
@@ -93,10 +92,10 @@ _OPTAX = _variants("optax", "optax", "learning_rate", {"learning_rate": 0.01}, [
 
 #: Configurations with a per-step learning rate (schedules), one per lr semantics.
 _SCHEDULED = [
-    Config("torch", {"lr": 0.01, "momentum": 0.9}, "torch", schedule=True),
+    Config("torch", {"lr": 0.01, "momentum": 0.9}, "torch.single", schedule=True),
     Config("optax", {"learning_rate": 0.01, "momentum": 0.9}, "optax", schedule=True),
     Config("keras", {"learning_rate": 0.01, "momentum": 0.9}, "keras.tensorflow", schedule=True),
-    Config("tf1", {"learning_rate": 0.01, "momentum": 0.9}, "tf1", {"optimizer": "tf1"}, schedule=True),
+    Config("tf1", {"learning_rate": 0.01, "momentum": 0.9}, "tf1", schedule=True),
 ]
 
 CONFIGS: list[Config] = [*_TORCH, *_KERAS, *_KERAS_JAX, *_KERAS_TORCH, *_TF_KERAS, *_LEGACY, *_TF1,
@@ -131,18 +130,31 @@ def schedule(steps: int = STEPS) -> np.ndarray:
 
 def run_frameworks(configs: list[Config], params: dict[str, np.ndarray],
                    grads: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Every config through its real framework, one worker per adapter; results by config id."""
-    from harness.worker import run_in_worker
+    """Every config through its real framework (float64, CPU), one worker per process environment;
+    ``{"params": (T, *shape) per tensor}``, ``{"skipped": reason}`` or ``{"error": reason}`` by config id."""
+    from harness.adapters import ADAPTERS, Task
+    from harness.streams import StreamSpec
+    from harness.worker import run_worker
 
-    by_adapter: dict[str, list[Config]] = {}
+    steps = len(next(iter(grads.values())))
+    stream = StreamSpec("arrays", options={"grads": grads})
+    shapes = {n: p.shape for n, p in params.items()}
+    by_worker: dict[tuple, list[Config]] = {}
     for cfg in configs:
-        by_adapter.setdefault(cfg.adapter, []).append(cfg)
+        by_worker.setdefault(ADAPTERS[cfg.adapter].worker_key, []).append(cfg)
     results = {}
-    for adapter, cfgs in by_adapter.items():
-        cases = [{"kwargs": c.kwargs, "params0": params, "grads": grads, "dtype": "float64", **c.options,
-                  **({"lrs": schedule(len(next(iter(grads.values()))))} if c.schedule else {})}
-                 for c in cfgs]
-        results.update(zip((c.id for c in cfgs), run_in_worker(adapter, cases), strict=True))
+    for cfgs in by_worker.values():
+        tasks = [Task(c.adapter, c.kwargs, stream, shapes, params, steps, "float64", "cpu", tuple(range(1, steps + 1)),
+                      schedule(steps) if c.schedule else None) for c in cfgs]
+        payloads: dict[int, dict] = {}
+        run_worker(list(dict.fromkeys(c.adapter for c in cfgs)), tasks, payloads.__setitem__)
+        for i, cfg in enumerate(cfgs):
+            p = payloads[i]
+            if p["status"] == "done":
+                results[cfg.id] = {"params": {n: np.stack([s.params[n] for s in p["snapshots"]]) for n in params},
+                                   "snapshots": p["snapshots"]}
+            else:
+                results[cfg.id] = {"skipped" if p["status"] == "skipped" else "error": p["reason"]}
     return results
 
 

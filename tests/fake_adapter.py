@@ -1,24 +1,55 @@
-"""A stand-in adapter for worker tests: behaves per ``case["behaviour"]``."""
+"""A stand-in adapter for worker and runner tests: the float64 reference itself, misbehaving on request.
+
+Behaviour per task comes from the environment (the worker inherits it), keyed by the
+stream seed so one suite can mix behaviours: ``FAKE_<seed>`` is one of ``ok``, ``drift``
+(parameters off by 1e-6 relative: a real divergence), ``nan`` (one parameter NaN),
+``raise``, ``crash`` (``os._exit(3)``, as a segfault looks from outside), ``hang``.
+``FAKE_MISSING`` makes the adapter unavailable; ``FAKE_GPU=1`` pretends a GPU exists.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 
-import numpy as np
+from harness.adapters.base import Adapter, Snapshot, Task
+from harness.streams import GradientStream, cast
+from reference import init, presets, update
 
 
-def available() -> str | None:
-    return os.environ.get("FAKE_ADAPTER_MISSING")
+class Fake(Adapter):
+    name = "fake"
+    framework = "numpy"
 
+    def available(self) -> str | None:
+        return os.environ.get("FAKE_MISSING")
 
-def run_case(case: dict) -> dict[str, np.ndarray]:
-    behaviour = case["behaviour"]
-    if behaviour == "raise":
-        raise RuntimeError("boom")
-    if behaviour == "crash":
-        os._exit(3)  # a segfaulting framework, as far as the parent can tell
-    if behaviour == "hang":
-        import time
+    def devices(self) -> list[str]:
+        return ["cpu", "gpu"] if os.environ.get("FAKE_GPU") else ["cpu"]
 
-        time.sleep(60)
-    return {n: np.repeat(p[None], 2, axis=0) for n, p in case["params0"].items()}
+    def versions(self) -> dict[str, str]:
+        return {"fake": "1.0"}
+
+    def run(self, task: Task) -> Iterator[Snapshot]:
+        behaviour = os.environ.get(f"FAKE_{task.stream.seed}", "ok")
+        if behaviour == "raise":
+            raise RuntimeError("boom")
+        if behaviour == "crash":
+            os._exit(3)
+        if behaviour == "hang":
+            time.sleep(120)
+        spec = presets.torch(**task.kwargs)
+        params = {n: cast(p, task.dtype) for n, p in task.params0.items()}
+        state = init(spec, params)
+        stream = GradientStream(task.stream, task.shapes)
+        for t, grads in enumerate(stream.steps(task.steps, task.dtype), start=1):
+            params, state = update(spec, state, params, grads, task.lr(t))
+            if t in task.record_steps:
+                out = {n: p.copy() for n, p in params.items()}
+                if behaviour == "drift":
+                    out = {n: p * (1 + 1e-6) for n, p in out.items()}
+                if behaviour == "nan":
+                    first = next(iter(out))
+                    out[first].reshape(-1)[0] = float("nan")
+                yield Snapshot(t, out, {"nu": dict(zip(params, state.nu, strict=True))})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-
-import numpy as np
+import platform
+from pathlib import Path
 
 
 def missing(*modules: str) -> str | None:
@@ -15,10 +15,12 @@ def missing(*modules: str) -> str | None:
     return None
 
 
-def stack(trajectory: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
-    """Per-step dicts -> dict of float64 arrays (T, *shape)."""
-    return {n: np.stack([np.asarray(step[n], np.float64) for step in trajectory]) for n in names}
-
-
-def steps(case: dict) -> int:
-    return len(next(iter(case["grads"].values())))
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

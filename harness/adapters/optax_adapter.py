@@ -1,42 +1,97 @@
-"""`optax.rmsprop`, jit-compiled update; x64 is enabled by the worker's environment."""
+"""`optax.rmsprop` with a jit-compiled update; x64 is enabled by the worker's environment."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
-from ._common import missing, stack, steps
+from ._common import cpu_name, missing
+from .base import Adapter, Snapshot, Task, as_float64
 
 
-def available() -> str | None:
-    return missing("jax", "optax")
+def _state_fields(state: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """Collect ``nu``/``mu``/``trace`` from optax's chain state (tuples of NamedTuples)."""
+    fields = getattr(state, "_fields", None)
+    if fields is not None:
+        for f in fields:
+            if f in ("nu", "mu", "trace"):
+                out[f] = getattr(state, f)
+            else:
+                _state_fields(getattr(state, f), out)
+    elif isinstance(state, tuple | list):
+        for s in state:
+            _state_fields(s, out)
+    return out
 
 
-def run_case(case: dict) -> dict[str, np.ndarray]:
-    import jax
-    import jax.numpy as jnp
-    import optax
+class Optax(Adapter):
+    name = "optax"
+    framework = "optax"
+    dtypes = ("float16", "bfloat16", "float32", "float64")
 
-    if case["dtype"] == "float64" and not jax.config.jax_enable_x64:
-        raise RuntimeError("float64 needs JAX_ENABLE_X64=1 in the worker environment")
-    dtype = jnp.dtype(case["dtype"])
-    names = list(case["params0"])
-    kwargs = dict(case["kwargs"])
-    lrs = case.get("lrs")
-    if lrs is not None:
-        table = jnp.asarray(np.asarray(lrs, np.float64))
-        kwargs["learning_rate"] = lambda count: table[count]  # optax counts from 0
-    opt = optax.rmsprop(**kwargs)
-    params = {n: jnp.asarray(case["params0"][n], dtype) for n in names}
-    state = opt.init(params)
+    def available(self) -> str | None:
+        return missing("jax", "optax")
 
-    @jax.jit
-    def step(params, state, grads):
-        updates, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
+    def devices(self) -> list[str]:
+        import jax
 
-    out = []
-    for t in range(steps(case)):
-        grads = {n: jnp.asarray(case["grads"][n][t], dtype) for n in names}
-        params, state = step(params, state, grads)
-        out.append({n: np.asarray(params[n]) for n in names})
-    return stack(out, names)
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            gpus = []
+        return ["cpu", *(["gpu"] if gpus else [])]
+
+    def device_name(self, device: str) -> str:
+        import jax
+
+        return jax.devices("gpu")[0].device_kind if device == "gpu" else cpu_name()
+
+    def versions(self) -> dict[str, str]:
+        import jax
+        import jaxlib
+        import optax
+
+        return {"optax": optax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def unsupported(self, task: Task) -> str | None:
+        import jax
+
+        if task.dtype == "float64" and not jax.config.jax_enable_x64:
+            return "unsupported: dtype=float64 (the worker was started without JAX_ENABLE_X64=1)"
+        return super().unsupported(task)
+
+    def run(self, task: Task) -> Iterator[Snapshot]:
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        device = jax.devices("gpu" if task.device == "gpu" else "cpu")[0]
+        dtype = jnp.dtype(task.dtype)
+        kwargs = dict(task.kwargs)
+        if task.lrs is not None:
+            # a float32 table for float32 and narrower runs, as a float32 training script has:
+            # a float64 lr would promote the updates (and optax's trace) to float64
+            table_dtype = np.float64 if task.dtype == "float64" else np.float32
+            table = jax.device_put(jnp.asarray(task.lrs.astype(table_dtype)), device)
+            kwargs["learning_rate"] = lambda count: table[count]  # optax counts from 0
+        opt = optax.rmsprop(**kwargs)
+        params = {n: jax.device_put(jnp.asarray(a, dtype), device) for n, a in task.initial().items()}
+        state = opt.init(params)
+
+        @jax.jit
+        def step(params, state, grads):
+            updates, state = opt.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        record = set(task.record_steps)
+        for t, grads in task.gradients():
+            grads = {n: jax.device_put(jnp.asarray(g, dtype), device) for n, g in grads.items()}
+            params, state = step(params, state, grads)
+            if t in record:
+                fields = _state_fields(state, {})
+                out = {k: {n: as_float64(np.asarray(v[n], np.float64)) for n in v} for k, v in fields.items()}
+                if "trace" in out:  # optax's trace is the negated, lr-scaled update
+                    out["trace"] = {n: -v for n, v in out["trace"].items()}
+                yield Snapshot(t, {n: as_float64(np.asarray(p, np.float64)) for n, p in params.items()}, out)

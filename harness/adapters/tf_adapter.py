@@ -1,54 +1,106 @@
-"""TensorFlow-side optimizers: tf_keras (new), tf_keras legacy and TF1 ``RMSPropOptimizer``.
-
-Which one runs is ``case["optimizer"]``: ``tf_keras`` | ``tf_keras_legacy`` | ``tf1``.
-"""
+"""TensorFlow-side optimizers: tf_keras (new), tf_keras legacy and TF1 ``RMSPropOptimizer``."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
-import numpy as np
-
-from ._common import missing, stack, steps
+from ._common import cpu_name, missing
+from .base import Adapter, Snapshot, Task, as_float64
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def available() -> str | None:
-    return missing("tensorflow", "tf_keras")
+class _TensorFlow(Adapter):
+    framework = "tensorflow"
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+
+    def available(self) -> str | None:
+        return missing("tensorflow", "tf_keras")
+
+    def devices(self) -> list[str]:
+        import tensorflow as tf
+
+        return ["cpu", *(["gpu"] if tf.config.list_physical_devices("GPU") else [])]
+
+    def device_name(self, device: str) -> str:
+        return "tensorflow GPU:0" if device == "gpu" else cpu_name()
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"tensorflow": version("tensorflow"), "tf_keras": version("tf_keras")}
+
+    def optimizer(self, kwargs: dict, lr_box: list):
+        raise NotImplementedError
+
+    def slots(self, opt, variables) -> dict[str, list]:
+        """State kind -> one slot variable per parameter (TF1/legacy slot names)."""
+        names = {"rms": "nu", "mg": "mu", "momentum": "trace"}
+        out = {}
+        for slot, kind in names.items():
+            if slot in opt.get_slot_names():
+                out[kind] = [opt.get_slot(v, slot) for v in variables]
+        return out
+
+    def run(self, task: Task) -> Iterator[Snapshot]:
+        import tensorflow as tf
+
+        dtype = tf.as_dtype(task.dtype)
+        names = list(task.shapes)
+        record = set(task.record_steps)
+        with tf.device("/GPU:0" if task.device == "gpu" else "/CPU:0"):
+            variables = [tf.Variable(a, dtype=dtype, name=n) for n, a in task.initial().items()]
+            lr_box = [task.lr(1)]
+            opt = self.optimizer(dict(task.kwargs), lr_box if task.lrs is not None else None)
+            for t, grads in task.gradients():
+                if task.lrs is not None:
+                    lr_box[0] = task.lr(t)
+                    if not isinstance(self, TF1):
+                        opt.learning_rate = task.lr(t)
+                tensors = [tf.constant(grads[n], dtype=dtype) for n in names]
+                opt.apply_gradients(zip(tensors, variables, strict=True))
+                if t in record:
+                    state = {k: {n: as_float64(tf.cast(s, tf.float64).numpy())
+                                 for n, s in zip(names, slots, strict=True) if s is not None}
+                             for k, slots in self.slots(opt, variables).items()}
+                    params = {n: as_float64(tf.cast(v, tf.float64).numpy())
+                              for n, v in zip(names, variables, strict=True)}
+                    yield Snapshot(t, params, {k: v for k, v in state.items() if v})
 
 
-def _optimizer(kind: str, kwargs: dict, current_lr):
-    import tensorflow as tf
+class TFKeras(_TensorFlow):
+    name = "tf_keras"
 
-    if kind == "tf1":
-        if current_lr is not None:
-            kwargs = {**kwargs, "learning_rate": current_lr}  # eager: a zero-arg callable
+    def optimizer(self, kwargs, lr_box):
+        import tf_keras
+
+        return tf_keras.optimizers.RMSprop(**kwargs)
+
+    def slots(self, opt, variables):
+        out = {}
+        for attr, kind in {"_velocities": "nu", "_average_gradients": "mu", "_momentums": "trace"}.items():
+            slots = getattr(opt, attr, None) or []
+            if slots:
+                out[kind] = list(slots)
+        return out
+
+
+class TFKerasLegacy(_TensorFlow):
+    name = "tf_keras.legacy"
+
+    def optimizer(self, kwargs, lr_box):
+        import tf_keras
+
+        return tf_keras.optimizers.legacy.RMSprop(**kwargs)
+
+
+class TF1(_TensorFlow):
+    name = "tf1"
+
+    def optimizer(self, kwargs, lr_box):
+        import tensorflow as tf
+
+        if lr_box is not None:
+            kwargs = {**kwargs, "learning_rate": lambda: lr_box[0]}  # eager: a zero-arg callable
         return tf.compat.v1.train.RMSPropOptimizer(**kwargs)
-    import tf_keras
-
-    cls = tf_keras.optimizers.legacy.RMSprop if kind == "tf_keras_legacy" else tf_keras.optimizers.RMSprop
-    return cls(**kwargs)
-
-
-def run_case(case: dict) -> dict[str, np.ndarray]:
-    import tensorflow as tf
-
-    kind = case["optimizer"]
-    dtype = tf.as_dtype(case["dtype"])
-    names = list(case["params0"])
-    variables = [tf.Variable(case["params0"][n], dtype=dtype, name=n) for n in names]
-    lrs = case.get("lrs")
-    lr_box = [None]
-    opt = _optimizer(kind, dict(case["kwargs"]), (lambda: lr_box[0]) if lrs is not None else None)
-    out = []
-    for t in range(steps(case)):
-        grads = [tf.constant(case["grads"][n][t], dtype=dtype) for n in names]
-        if lrs is not None:
-            if kind == "tf1":
-                lr_box[0] = float(lrs[t])
-            else:
-                opt.learning_rate = float(lrs[t])
-        opt.apply_gradients(zip(grads, variables, strict=True))
-        out.append({n: v.numpy() for n, v in zip(names, variables, strict=True)})
-    return stack(out, names)

@@ -1,35 +1,78 @@
-"""`torch.optim.RMSprop`, for-loop or foreach (``case["foreach"]``)."""
+"""`torch.optim.RMSprop`: the for-loop (``foreach=False``), foreach and capturable implementations."""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
 
-from ._common import missing, stack, steps
+from ._common import cpu_name, missing
+from .base import Adapter, Snapshot, Task, as_float64
+
+_STATE = {"square_avg": "nu", "grad_avg": "mu", "momentum_buffer": "trace"}
 
 
-def available() -> str | None:
-    return missing("torch")
+class TorchRMSprop(Adapter):
+    framework = "torch"
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+    foreach = False
+    capturable = False
+
+    def available(self) -> str | None:
+        return missing("torch")
+
+    def devices(self) -> list[str]:
+        import torch
+
+        return ["cpu", *(["gpu"] if torch.cuda.is_available() else [])]
+
+    def device_name(self, device: str) -> str:
+        import torch
+
+        return torch.cuda.get_device_name(0) if device == "gpu" else cpu_name()
+
+    def unsupported(self, task: Task) -> str | None:
+        if self.capturable and task.device != "gpu":
+            return "unsupported: capturable=True (torch captures CUDA graphs only; run it with --device gpu)"
+        return super().unsupported(task)
+
+    def run(self, task: Task) -> Iterator[Snapshot]:
+        import torch
+
+        device = torch.device("cuda" if task.device == "gpu" else "cpu")
+        dtype = getattr(torch, task.dtype)
+        names = list(task.shapes)
+        params = [torch.nn.Parameter(torch.from_numpy(a).to(device, dtype)) for a in task.initial().values()]
+        kwargs = {**task.kwargs, "foreach": self.foreach}
+        if self.capturable:
+            kwargs["capturable"] = True
+        opt = torch.optim.RMSprop(params, **kwargs)
+        record = set(task.record_steps)
+        for t, grads in task.gradients():
+            for p, n in zip(params, names, strict=True):
+                p.grad = torch.from_numpy(grads[n]).to(device, dtype)
+            if task.lrs is not None:
+                for group in opt.param_groups:
+                    group["lr"] = task.lr(t)
+            opt.step()
+            if t in record:
+                state = {kind: {} for kind in _STATE.values()}
+                for p, n in zip(params, names, strict=True):
+                    for key, kind in _STATE.items():
+                        if key in opt.state[p]:
+                            state[kind][n] = as_float64(opt.state[p][key].detach().cpu().double())
+                params_out = {n: as_float64(p.detach().cpu().double()) for n, p in zip(names, params, strict=True)}
+                yield Snapshot(t, params_out, {k: v for k, v in state.items() if v})
 
 
-def run_case(case: dict) -> dict[str, np.ndarray]:
-    import torch
+class Single(TorchRMSprop):
+    name = "torch.single"
 
-    dtype = getattr(torch, case["dtype"])
-    names = list(case["params0"])
-    params = [torch.nn.Parameter(torch.tensor(case["params0"][n], dtype=dtype)) for n in names]
-    kwargs = dict(case["kwargs"])
-    if case.get("foreach") is not None:  # the for-loop / foreach variant of the adapter
-        kwargs["foreach"] = case["foreach"]
-    opt = torch.optim.RMSprop(params, **kwargs)
-    lrs = case.get("lrs")
-    out = []
-    for t in range(steps(case)):
-        for p, n in zip(params, names, strict=True):
-            p.grad = torch.tensor(case["grads"][n][t], dtype=dtype)
-        if lrs is not None:
-            for group in opt.param_groups:
-                group["lr"] = float(lrs[t])
-        opt.step()
-        out.append({n: p.detach().to(torch.float64).numpy().copy()
-                    for n, p in zip(names, params, strict=True)})
-    return stack(out, names)
+
+class Foreach(TorchRMSprop):
+    name = "torch.foreach"
+    foreach = True
+
+
+class Capturable(TorchRMSprop):
+    name = "torch.capturable"
+    foreach = True
+    capturable = True

@@ -1,0 +1,112 @@
+"""The adapter protocol: what every framework adapter implements (no framework imports here).
+
+An adapter drives one real optimizer over a `Task` and yields a `Snapshot` (the
+parameters and the optimizer state, as float64) at each recorded step. It runs
+inside a worker process (`harness.worker`); the framework is imported only inside
+its adapter module.
+
+State is reported under the reference's names so it can be compared directly:
+
+* ``nu``: the mean square (torch ``square_avg``, Keras ``velocity``, TF ``rms``, optax ``nu``);
+* ``mu``: the mean gradient of centered RMSprop (``grad_avg``, ``average_gradient``, ``mg``, ``mu``);
+* ``trace``: the momentum buffer in the reference's sign convention (optax's trace
+  holds the negated, lr-scaled update and is flipped back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..streams import GradientStream, Shapes, StreamSpec, native
+
+STATE_KINDS = ("nu", "mu", "trace")
+
+
+@dataclass
+class Task:
+    """One run: an adapter, native optimizer arguments, a gradient stream, a dtype and a device."""
+
+    adapter: str
+    kwargs: dict[str, Any]
+    stream: StreamSpec
+    shapes: Shapes
+    params0: dict[str, np.ndarray]  # float64, before rounding to the run dtype
+    steps: int
+    dtype: str = "float64"
+    device: str = "cpu"
+    record_steps: tuple[int, ...] = ()
+    lrs: np.ndarray | None = None  # per-step learning rate (a schedule), float64
+    optional_device: bool = False  # picked by `devices = "auto"`: absent means "no row", not "skipped"
+    timeout: float = 600.0
+
+    def initial(self) -> dict[str, np.ndarray]:
+        """Initial parameters as NumPy arrays the framework converts to ``dtype`` exactly."""
+        return {n: native(p, self.dtype) for n, p in self.params0.items()}
+
+    def gradients(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """``(t, grads)`` for t = 1..steps, in the run dtype, generated chunk by chunk."""
+        stream = GradientStream(self.stream, self.shapes)
+        t = 0
+        for chunk in stream.chunks(self.steps):
+            chunk = {n: native(a, self.dtype) for n, a in chunk.items()}
+            for i in range(len(next(iter(chunk.values())))):
+                t += 1
+                yield t, {n: a[i] for n, a in chunk.items()}
+
+    def lr(self, t: int) -> float | None:
+        """The learning rate of 1-based step t when the task has a schedule."""
+        return None if self.lrs is None else float(self.lrs[t - 1])
+
+
+@dataclass
+class Snapshot:
+    """Parameters and optimizer state after step ``step`` (1-based), float64."""
+
+    step: int
+    params: dict[str, np.ndarray]
+    state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+class Adapter:
+    """Base class: subclasses set the class attributes and implement `available` and `run`."""
+
+    name: ClassVar[str]
+    framework: ClassVar[str]  # the Python package whose version is reported
+    dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
+
+    def available(self) -> str | None:
+        """None when the adapter can run here, else the reason it cannot."""
+        raise NotImplementedError
+
+    def devices(self) -> list[str]:
+        """Devices present and usable: ``cpu`` and, when visible, ``gpu``."""
+        return ["cpu"]
+
+    def device_name(self, device: str) -> str:
+        return device
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return {self.framework: version(self.framework)}
+        except PackageNotFoundError:
+            return {}
+
+    def unsupported(self, task: Task) -> str | None:
+        """``"unsupported: <knob>"`` when the framework cannot run this task as asked."""
+        if task.dtype not in self.dtypes:
+            return f"unsupported: dtype={task.dtype} ({self.name} runs {', '.join(self.dtypes)})"
+        return None
+
+    def run(self, task: Task) -> Iterator[Snapshot]:
+        raise NotImplementedError
+
+
+def as_float64(x: Any) -> np.ndarray:
+    """A framework array (already on the host) as a float64 NumPy copy."""
+    return np.array(x, dtype=np.float64, copy=True)

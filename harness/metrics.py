@@ -1,0 +1,197 @@
+"""Divergence metrics: a framework's snapshot against the float64 reference at one step.
+
+`reference_points` runs the reference once over the stream (memory O(parameters)
+times the number of recorded steps) and keeps, at each recorded step, the
+parameters, the optimizer state and their budget scales
+
+    B_t = |x_t| + sum_{s<=t} |x_s - x_{s-1}|      (elementwise, for x = p, nu, mu, trace)
+
+accumulated online. `divergence` then measures a snapshot against that point:
+
+* ``max_abs_err``: ``max |x - x_ref|``;
+* ``max_rel_err``: ``max |x - x_ref| / |x_ref|``;
+* ``max_ulp`` / ``median_ulp``: ``|x - x_ref| / ulp(x_ref)`` with ulp taken in the run
+  dtype (the spacing of that dtype at ``x_ref``; a correctly rounded result is <= 0.5);
+* ``budget_ratio``: ``max |x - x_ref| / (u * B_t)``, u the run dtype's unit roundoff
+  (see `reference.budget`);
+* ``nonfinite_mismatch``: positions where exactly one side is NaN or inf.
+
+Where both sides are non-finite and equal (both NaN, or the same inf) the error is
+0; anywhere else a non-finite value on either side is an infinite error.
+
+Coupled weight decay (torch) feeds ``g + wd*p`` into the mean square; the two can
+cancel, and then the rounding of that sum is large relative to the sum itself. That
+is the problem's conditioning, not an implementation error, so under coupled decay
+the scales of ``nu`` and ``mu`` also include the same recursions run on the
+magnitude of the summands, ``G = |g| + wd*|p|``:
+``V_t = rho*V_{t-1} + (1-rho)*G^2`` and ``M_t = rho*M_{t-1} + (1-rho)*G``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference import RMSpropSpec, iterate_reference
+from reference.budget import UNIT_ROUNDOFF
+
+from .adapters.base import STATE_KINDS, Snapshot
+from .streams import GradientStream, cast
+
+#: (mantissa bits incl. the implicit one, minimum normal exponent) per run dtype
+_FORMAT = {"float64": (53, -1022), "float32": (24, -126), "float16": (11, -14), "bfloat16": (8, -126)}
+
+METRICS = ("max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio", "nonfinite_mismatch")
+
+
+def record_steps(steps: int, points: int = 16) -> tuple[int, ...]:
+    """Log-spaced 1-based steps from 1 to ``steps``, always including the last."""
+    if steps < 1:
+        return ()
+    logspaced = np.unique(np.round(np.geomspace(1, steps, max(points, 2))).astype(int))
+    return tuple(sorted({*logspaced.tolist(), steps}))
+
+
+def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype`` at ``x`` (its subnormal spacing near zero)."""
+    bits, emin = _FORMAT[dtype]
+    with np.errstate(all="ignore"):
+        _, e = np.frexp(np.abs(np.asarray(x, np.float64)))
+    exponent = np.maximum(e.astype(np.int64) - 1, emin)
+    return np.ldexp(1.0, exponent - (bits - 1))
+
+
+@dataclass
+class _Track:
+    """Online ``B_t`` for a dict of arrays."""
+
+    prev: dict[str, np.ndarray]
+    variation: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def update(self, current: Mapping[str, np.ndarray]) -> None:
+        with np.errstate(all="ignore"):
+            self._update(current)
+
+    def _update(self, current: Mapping[str, np.ndarray]) -> None:
+        for n, x in current.items():
+            step = np.abs(x - self.prev[n]) if n in self.prev else np.zeros_like(x)
+            step = np.where(np.isfinite(step), step, 0.0)  # a NaN step must not poison the scale
+            self.variation[n] = self.variation.get(n, 0.0) + step
+            self.prev[n] = x
+
+    def scale(self) -> dict[str, np.ndarray]:
+        return {n: np.where(np.isfinite(x), np.abs(x), 0.0) + self.variation.get(n, 0.0)
+                for n, x in self.prev.items()}
+
+
+@dataclass
+class ReferencePoint:
+    step: int
+    params: dict[str, np.ndarray]
+    params_scale: dict[str, np.ndarray]
+    state: dict[str, dict[str, np.ndarray]]
+    state_scale: dict[str, dict[str, np.ndarray]]
+
+
+def _state_dicts(spec_state, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for kind in STATE_KINDS:
+        value = getattr(spec_state, kind)
+        if value is not None:
+            out[kind] = dict(zip(names, value, strict=True))
+    return out
+
+
+def reference_points(
+    spec: RMSpropSpec,
+    stream: GradientStream,
+    params0: Mapping[str, np.ndarray],
+    steps: int,
+    dtype: str,
+    record: Iterable[int],
+    lrs: np.ndarray | None = None,
+) -> dict[int, ReferencePoint]:
+    """The float64 reference over ``stream`` (rounded to ``dtype``, as the framework sees it),
+    kept at the ``record`` steps with its budget scales."""
+    names = list(params0)
+    p0 = {n: cast(p, dtype) for n, p in params0.items()}
+    record = set(record)
+    params_track = _Track(dict(p0))
+    state_tracks: dict[str, _Track] = {}
+    points = {}
+    coupled = spec.weight_decay_mode == "coupled" and spec.weight_decay > 0
+    rho, wd = spec.decay, spec.weight_decay
+    magnitude: dict[str, dict[str, np.ndarray]] = {"nu": {}, "mu": {}}
+    last: list[dict[str, np.ndarray]] = []
+
+    def grads():
+        for g in stream.steps(steps, dtype):
+            last[:] = [g]
+            yield g
+
+    prev = dict(p0)
+    trajectory = iterate_reference(spec, p0, grads(), lrs)
+    for t, (params, state) in enumerate(trajectory, start=1):
+        if coupled:
+            for n in names:
+                G = np.abs(last[0][n]) + wd * np.abs(prev[n])
+                magnitude["nu"][n] = rho * magnitude["nu"].get(n, 0.0) + (1 - rho) * G * G
+                magnitude["mu"][n] = rho * magnitude["mu"].get(n, 0.0) + (1 - rho) * G
+            prev = params
+        params_track.update(params)
+        current = _state_dicts(state, names)
+        for kind, values in current.items():
+            if kind not in state_tracks:  # the state starts at its init value (nu: initial accumulator)
+                start = spec.initial_accumulator if kind == "nu" else 0.0
+                state_tracks[kind] = _Track({n: np.full_like(v, start) for n, v in values.items()})
+            state_tracks[kind].update(values)
+        if t in record:
+            state_scale = {k: tr.scale() for k, tr in state_tracks.items()}
+            for kind, scale in state_scale.items():
+                if coupled and kind in magnitude:
+                    state_scale[kind] = {n: v + magnitude[kind][n] for n, v in scale.items()}
+            points[t] = ReferencePoint(t, dict(params), params_track.scale(), current, state_scale)
+    return points
+
+
+def _flat(d: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
+    return np.concatenate([np.asarray(d[n], np.float64).ravel() for n in names]) if names else np.empty(0)
+
+
+def errors(x: np.ndarray, ref: np.ndarray, scale: np.ndarray, dtype: str) -> dict[str, float]:
+    """The metrics of the module docstring for flat arrays ``x`` against ``ref``."""
+    with np.errstate(all="ignore"):
+        fx, fr = np.isfinite(x), np.isfinite(ref)
+        same_nonfinite = ~fx & ~fr & ((np.isnan(x) & np.isnan(ref)) | (x == ref))
+        abs_err = np.where(fx & fr, np.abs(x - ref), np.where(same_nonfinite, 0.0, np.inf))
+        rel = np.where(abs_err == 0, 0.0, abs_err / np.abs(ref))
+        ulps = np.where(abs_err == 0, 0.0, abs_err / ulp(np.where(fr, ref, 0.0), dtype))
+        budget = np.where(abs_err == 0, 0.0, abs_err / (UNIT_ROUNDOFF[dtype] * scale))
+    rel = np.where(np.isnan(rel), np.inf, rel)
+    budget = np.where(np.isnan(budget), np.inf, budget)
+    empty = abs_err.size == 0
+    return {
+        "max_abs_err": 0.0 if empty else float(abs_err.max()),
+        "max_rel_err": 0.0 if empty else float(rel.max()),
+        "max_ulp": 0.0 if empty else float(ulps.max()),
+        "median_ulp": 0.0 if empty else float(np.median(ulps)),
+        "budget_ratio": 0.0 if empty else float(budget.max()),
+        "nonfinite_mismatch": int(np.count_nonzero(fx != fr)),
+    }
+
+
+def divergence(snapshot: Snapshot, point: ReferencePoint, dtype: str) -> dict[str, float]:
+    """One row of metrics: parameters, then ``<kind>_<metric>`` for each state both sides have."""
+    names = list(point.params)
+    row = errors(_flat(snapshot.params, names), _flat(point.params, names), _flat(point.params_scale, names),
+                 dtype)
+    for kind, ref in point.state.items():
+        got = snapshot.state.get(kind)
+        if got is None or set(got) != set(ref):
+            continue  # the framework does not expose it (or not for every tensor)
+        m = errors(_flat(got, names), _flat(ref, names), _flat(point.state_scale[kind], names), dtype)
+        row |= {f"{kind}_{k}": v for k, v in m.items() if k in ("max_abs_err", "max_rel_err", "budget_ratio",
+                                                                 "nonfinite_mismatch")}
+    return row

@@ -1,0 +1,404 @@
+"""The conformance run: a suite -> tasks -> isolated workers -> divergence tables on disk.
+
+`run_suite` plans one task per case x adapter x device x dtype, runs each
+framework in its own worker process (at most ``jobs`` at a time), computes the
+float64 reference once per case, preset, arguments and dtype, and measures every
+recorded snapshot against it (`harness.metrics`). Rows are written to the run
+folder as they arrive (``divergence.parquet``, ``summary.parquet``, ``env.json``;
+each rewritten atomically), so an interrupted run keeps what it finished.
+
+Status of a summary row: ``ok`` (within tolerance at every recorded step),
+``fail`` (the reason names the first quantity and step out of tolerance),
+``unsupported`` (the framework cannot express the requested semantics or dtype),
+``skipped`` (framework or device not present) or ``error`` (the framework raised,
+crashed or timed out; the reason says which).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import platform
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reference import RMSpropSpec
+from reference.budget import run_tolerance, state_tolerance
+from reference.translate import Unsupported
+
+from .adapters import ADAPTERS, STATE_KINDS, Task, resolve
+from .adapters._common import cpu_name
+from .metrics import ReferencePoint, divergence, record_steps, reference_points
+from .suite import Case, Suite, load_suite
+from .worker import run_worker
+
+STATUSES = ("ok", "fail", "unsupported", "skipped", "error")
+FRAMEWORK_PACKAGES = ("torch", "tensorflow", "tf_keras", "keras", "jax", "jaxlib", "optax")
+SUMMARY_COLUMNS = [
+    "suite", "case", "adapter", "framework", "preset", "device", "device_name", "dtype", "stream", "steps",
+    "status", "reason", "max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio", "tolerance",
+    "worst_budget_ratio", "tolerance_used", "nonfinite_mismatch", *(f"{k}_budget_ratio" for k in STATE_KINDS),
+    "seconds", "args",
+]
+_STATE_METRICS = ("max_abs_err", "max_rel_err", "budget_ratio", "tolerance", "nonfinite_mismatch")
+DIVERGENCE_COLUMNS = [
+    "suite", "case", "adapter", "framework", "device", "dtype", "step", "max_abs_err", "max_rel_err", "max_ulp",
+    "median_ulp", "budget_ratio", "tolerance", "nonfinite_mismatch",
+    *(f"{k}_{m}" for k in STATE_KINDS for m in _STATE_METRICS),
+]
+
+
+class RunError(ValueError):
+    """Bad run options (no task selected, unknown adapter); one line."""
+
+
+@dataclass
+class Planned:
+    """One case x adapter x device x dtype, with the semantics its framework will run."""
+
+    case: Case
+    adapter: str
+    device: str
+    dtype: str
+    spec: RMSpropSpec | None
+    task: Task | None
+    reason: str = ""  # why it is unsupported (then task is None)
+
+    @property
+    def key(self) -> tuple:
+        """Tasks with equal keys share one reference trajectory."""
+        return (self.case.name, self.spec, json.dumps(self.task.kwargs, sort_keys=True, default=str), self.dtype)
+
+
+@dataclass
+class RunResult:
+    divergence: pd.DataFrame
+    summary: pd.DataFrame
+    env: dict[str, Any]
+    out: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every row is ok/unsupported/skipped, 1 when any failed or errored."""
+        return 1 if self.summary["status"].isin(["fail", "error"]).any() else 0
+
+    def counts(self) -> dict[str, int]:
+        return {s: int((self.summary["status"] == s).sum()) for s in STATUSES}
+
+
+# ------------------------------------------------------------------- planning
+def plan(
+    suite: Suite,
+    adapters: list[str] | None = None,
+    devices: list[str] | None = None,
+    dtypes: list[str] | None = None,
+    cases: list[str] | None = None,
+) -> list[Planned]:
+    """Every task of ``suite``; ``adapters`` filters (names or families), ``devices`` and
+    ``dtypes`` replace the cases' own, ``cases`` filters by name (shell patterns)."""
+    try:
+        wanted = set(resolve(adapters)) if adapters else None
+    except KeyError as exc:
+        raise RunError(str(exc.args[0])) from None
+    out: list[Planned] = []
+    for case in suite.cases:
+        if cases and not any(fnmatch.fnmatchcase(case.name, p) for p in cases):
+            continue
+        params0, lrs = case.params0(), case.lrs()
+        steps = record_steps(case.steps, case.records)
+        for adapter in case.adapters:
+            if wanted is not None and adapter not in wanted:
+                continue
+            if devices:
+                device_list = [(d, False) for d in devices]
+            elif case.devices == "auto":  # cpu when the adapter runs there; a gpu only if one is visible
+                device_list = [(d, d != "cpu") for d in ADAPTERS[adapter].devices]
+            else:
+                device_list = [(d, False) for d in case.devices]
+            try:
+                native, spec, reason = case.native(adapter), case.reference_spec(adapter), ""
+            except Unsupported as exc:
+                native, spec, reason = None, None, str(exc)
+            for device, optional in device_list:
+                if native is None and optional:
+                    continue  # an unsupported row for a device that may not exist says nothing
+                for dtype in dtypes or case.dtypes:
+                    task = None if native is None else Task(
+                        adapter, native, case.stream, case.shapes, params0, case.steps, dtype, device, steps, lrs,
+                        optional, case.timeout)
+                    out.append(Planned(case, adapter, device, dtype, spec, task, reason))
+    if not out:
+        what = f" matches --adapter {','.join(adapters)}" if adapters else ""
+        raise RunError(f"no task{what} in suite {suite.name!r}")
+    return out
+
+
+# -------------------------------------------------------------------- verdict
+def _verdict(rows: list[dict]) -> tuple[str, str, float]:
+    """(status, reason, tolerance_used) from the divergence rows of one task."""
+    used, first = 0.0, None
+    for row in rows:
+        checks = [("parameters", row["budget_ratio"], row["tolerance"], row["nonfinite_mismatch"])]
+        checks += [(f"state {k}", row[f"{k}_budget_ratio"], row[f"{k}_tolerance"], row[f"{k}_nonfinite_mismatch"])
+                   for k in STATE_KINDS if not pd.isna(row.get(f"{k}_budget_ratio"))]
+        for what, ratio, tol, nonfinite in checks:
+            used = max(used, ratio / tol)
+            if first is None and nonfinite:
+                first = f"{what}: {int(nonfinite)} positions non-finite on one side only at step {row['step']}"
+            elif first is None and ratio > tol:
+                first = f"{what}: {ratio:.3g} budgets > tolerance {tol:.3g} at step {row['step']}"
+    if first is not None:
+        return "fail", first, used
+    return "ok", f"within {used:.1%} of the rounding tolerance", used
+
+
+def _rows(planned: Planned, snapshots: list, points: dict[int, ReferencePoint], suite: str) -> list[dict]:
+    rows = []
+    info = ADAPTERS[planned.adapter]
+    for snap in snapshots:
+        point = points[snap.step]
+        metrics = divergence(snap, point, planned.dtype)
+        row = {"suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
+               "device": planned.device, "dtype": planned.dtype, "step": snap.step, **metrics,
+               "tolerance": run_tolerance(planned.spec, snap.step, planned.dtype)}
+        for kind in STATE_KINDS:
+            if f"{kind}_budget_ratio" in metrics:
+                row[f"{kind}_tolerance"] = state_tolerance(planned.spec, snap.step, planned.dtype, kind)
+        rows.append({c: row.get(c, np.nan) for c in DIVERGENCE_COLUMNS})
+    return rows
+
+
+def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[dict] | None = None,
+             payload: dict | None = None) -> dict:
+    info = ADAPTERS[planned.adapter]
+    row: dict[str, Any] = {
+        "suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
+        "preset": info.preset, "device": planned.device, "dtype": planned.dtype,
+        "stream": planned.case.stream.label(), "steps": planned.case.steps, "status": status, "reason": reason,
+        "args": json.dumps(planned.task.kwargs if planned.task else planned.case.spec.knobs() if planned.case.spec
+                           else {}, sort_keys=True, default=str),
+    }
+    if payload is not None:
+        row["seconds"] = payload.get("seconds", np.nan)
+        row["device_name"] = payload.get("device_name", "")
+    if rows:
+        last = rows[-1]
+        row |= {k: last[k] for k in ("max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio",
+                                     "tolerance", "nonfinite_mismatch")}
+        row |= {f"{k}_budget_ratio": last[f"{k}_budget_ratio"] for k in STATE_KINDS}
+        row["worst_budget_ratio"] = max(r["budget_ratio"] for r in rows)
+        row["tolerance_used"] = _verdict(rows)[2]
+    return {c: row.get(c, np.nan) for c in SUMMARY_COLUMNS}
+
+
+# ------------------------------------------------------------------- writing
+class RunWriter:
+    """The run folder; every file is rewritten atomically after each task."""
+
+    def __init__(self, out: Path | None):
+        self.out = out
+        self.summary: list[dict] = []
+        self.divergence: list[dict] = []
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in ("divergence.parquet", "summary.parquet", "env.json"):
+                (out / name).unlink(missing_ok=True)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The tables in plan order (rows arrive in completion order)."""
+        div = pd.DataFrame(self.divergence, columns=["_order", *DIVERGENCE_COLUMNS])
+        div = div.sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(drop=True)
+        summary = pd.DataFrame(self.summary, columns=["_order", *SUMMARY_COLUMNS])
+        summary = summary.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+        for col in ("steps", "step"):
+            for frame in (div, summary):
+                if col in frame:
+                    frame[col] = frame[col].astype("int64")
+        return div, summary
+
+    def add(self, order: int, summary: dict, rows: list[dict]) -> None:
+        self.summary.append({"_order": order, **summary})
+        self.divergence.extend({"_order": order, **r} for r in rows)
+        self.flush()
+
+    def flush(self, env: dict | None = None) -> None:
+        if self.out is None:
+            return
+        div, summary = self.frames()
+        _atomic(self.out / "divergence.parquet", lambda p: div.to_parquet(p, index=False))
+        _atomic(self.out / "summary.parquet", lambda p: summary.to_parquet(p, index=False))
+        if env is not None:
+            _atomic(self.out / "env.json", lambda p: p.write_text(json.dumps(env, indent=2, default=str)))
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ environment
+def _git() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return {"revision": rev, "dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+
+
+def environment(suite: Suite) -> dict[str, Any]:
+    """Versions, machine, suite identity and seeds: what a reader needs to reproduce a run."""
+    def ver(pkg: str) -> str | None:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    return {
+        "harness": ver("rmsprop-harness"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "packages": {p: ver(p) for p in ("numpy", "pandas", "pyarrow", *FRAMEWORK_PACKAGES)},
+        "workers": {},
+        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.digest},
+        "seeds": {c.name: c.seed for c in suite.cases},
+        "git": _git(),
+        "command": sys.argv,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+# ------------------------------------------------------------------------ run
+@dataclass
+class _Pending:
+    planned: list[Planned]
+    remaining: dict[tuple, int] = field(default_factory=dict)  # reference key -> tasks still to compare
+    cache: dict[tuple, dict[int, ReferencePoint]] = field(default_factory=dict)
+
+    def reference(self, p: Planned) -> dict[int, ReferencePoint]:
+        key = p.key
+        if key not in self.cache:
+            self.cache[key] = reference_points(p.spec, p.case.gradient_stream(), p.task.params0, p.case.steps,
+                                               p.dtype, p.task.record_steps, p.task.lrs)
+        points = self.cache[key]
+        self.release(p)
+        return points
+
+    def release(self, p: Planned) -> None:
+        """One task of this reference is finished; drop the reference after the last one."""
+        self.remaining[p.key] -= 1
+        if not self.remaining[p.key]:
+            self.cache.pop(p.key, None)  # memory: only the references still needed are kept
+
+
+def run_suite(
+    suite: Suite | str | Path,
+    *,
+    adapters: list[str] | None = None,
+    devices: list[str] | None = None,
+    dtypes: list[str] | None = None,
+    cases: list[str] | None = None,
+    out: str | Path | None = "reports/latest",
+    jobs: int | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> RunResult:
+    """Run ``suite`` (a `Suite`, a built-in name or a path) and return the DataFrames.
+
+    ``out=None`` keeps everything in memory. ``progress(done, total, summary_row)`` is
+    called after each task.
+    """
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    tasks = plan(suite, adapters, devices, dtypes, cases)
+    writer = RunWriter(Path(out) if out is not None else None)
+    env = environment(suite)
+    started = time.perf_counter()
+    writer.flush(env)
+    state = _Pending(tasks)
+    done = 0
+
+    order = {id(p): i for i, p in enumerate(tasks)}
+
+    def finish(p: Planned, summary: dict | None, rows: list[dict]) -> None:
+        nonlocal done
+        done += 1
+        if summary is not None:
+            writer.add(order[id(p)], summary, rows)
+        if progress is not None:
+            progress(done, len(tasks), summary or {})
+
+    for p in tasks:
+        if p.task is None:
+            finish(p, _summary(p, suite.name, "unsupported", p.reason), [])
+        else:
+            state.remaining[p.key] = state.remaining.get(p.key, 0) + 1
+
+    runnable = [p for p in tasks if p.task is not None]
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(runnable):
+        groups.setdefault(ADAPTERS[p.adapter].worker_key, []).append(i)
+    results: queue.Queue = queue.Queue()
+    hellos: list[dict] = []
+
+    def work(indices: list[int]) -> None:
+        names = list(dict.fromkeys(runnable[i].adapter for i in indices))
+        try:
+            run_worker(names, [runnable[i].task for i in indices],
+                       lambda j, payload: results.put((indices[j], payload)), hellos.append)
+        except Exception as exc:  # the driver side of a worker failed: record, never hang
+            for i in indices:
+                results.put((i, {"status": "error", "reason": f"worker driver failed: {exc}"}))
+
+    slots = threading.Semaphore(jobs or max(1, min(len(groups), os.cpu_count() or 1)))
+
+    def limited(indices: list[int]) -> None:
+        with slots:
+            work(indices)
+
+    threads = [threading.Thread(target=limited, args=(idx,), daemon=True) for idx in groups.values()]
+    for t in threads:
+        t.start()
+    received: set[int] = set()
+    try:
+        while len(received) < len(runnable):
+            i, payload = results.get()
+            if i in received:
+                continue
+            received.add(i)
+            p = runnable[i]
+            if payload["status"] == "done":
+                rows = _rows(p, payload["snapshots"], state.reference(p), suite.name)
+                status, reason, _ = _verdict(rows)
+                finish(p, _summary(p, suite.name, status, reason, rows, payload), rows)
+                continue
+            state.release(p)
+            if payload["status"] == "absent":
+                finish(p, None, [])
+            else:
+                finish(p, _summary(p, suite.name, payload["status"], payload["reason"], payload=payload), [])
+    finally:
+        env["workers"] = {f"worker{n}": h for n, h in enumerate(hellos)}
+        env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        env["wall_seconds"] = round(time.perf_counter() - started, 3)
+        writer.flush(env)
+    div, summary = writer.frames()
+    return RunResult(div, summary, env, writer.out)

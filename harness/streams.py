@@ -1,0 +1,383 @@
+"""Seeded, counter-based gradient streams: step t of any stream can be made on its own.
+
+Every adapter and the reference consume the *same bits*: a stream produces float64
+values, `cast` rounds them once to the run dtype, and both sides use the rounded
+values (the framework as its own dtype, the reference as the float64 numbers that
+dtype represents exactly). Values come from NumPy's Philox generator keyed by
+``(seed, tensor)`` with the step in the counter, so
+
+* step t does not depend on steps < t: generation is chunked and a stream is never
+  held in memory as a whole (``chunks``);
+* a worker process regenerates exactly what the driver generates;
+* adding a tensor does not change the others (the key uses a hash of the name).
+
+Kinds and their options (every kind also takes ``seed``):
+
+============  ================================================================
+gaussian      ``scale`` (1.0): N(0, scale^2)
+lognormal     ``scale`` (1.0), ``sigma`` (2.0): random sign * scale * exp(sigma*N):
+              heavy-tailed magnitudes
+mixed_scale   ``low`` (-4), ``high`` (2): coordinate i has a fixed scale
+              10^x, x uniform in [low, high]: steep in some directions, flat in others
+sparse        ``zero_fraction`` (0.9), ``scale`` (1.0): gaussian with that fraction
+              of exact zeros (a new pattern every step)
+zeros         all exact zeros
+tiny          ``scale`` (1e-30): gaussian whose square underflows float32
+huge          ``scale`` (1e20): gaussian whose square overflows float32
+alternating   ``scale`` (1.0): a fixed gaussian vector whose sign flips every step
+constant      ``value`` (none): every element equals ``value``; without it, a fixed
+              gaussian vector times ``scale`` (1.0)
+nonfinite     ``scale`` (1.0), ``at_steps`` ([5]), ``value`` ("nan"|"inf"|"-inf"),
+              ``fraction`` (0.01): gaussian, with that fraction of elements (at least
+              one per tensor) replaced by ``value`` at the 1-based steps listed
+recorded      ``path``: replay gradients from an ``.npz`` file (layout below)
+============  ================================================================
+
+Recorded layout (`np.savez` or `np.savez_compressed`, C order)::
+
+    grads/<name>    (T, *shape)  the gradient of tensor <name> at steps 1..T
+    params/<name>   shape        its initial value (optional; else the case's seeded init)
+
+`record` writes that layout. Reading is chunked too: a stored (uncompressed)
+member is read by seeking to the rows needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Shapes = dict[str, tuple[int, ...]]
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+#: kind -> {option: default}; the suite loader validates against this table.
+KINDS: dict[str, dict[str, Any]] = {
+    "gaussian": {"scale": 1.0},
+    "lognormal": {"scale": 1.0, "sigma": 2.0},
+    "mixed_scale": {"low": -4.0, "high": 2.0},
+    "sparse": {"zero_fraction": 0.9, "scale": 1.0},
+    "zeros": {},
+    "tiny": {"scale": 1e-30},
+    "huge": {"scale": 1e20},
+    "alternating": {"scale": 1.0},
+    "constant": {"value": None, "scale": 1.0},
+    "nonfinite": {"scale": 1.0, "at_steps": [5], "value": "nan", "fraction": 0.01},
+    "recorded": {"path": None},
+    "arrays": {"grads": None, "params": None},  # in-memory (Python API and tests), not in suites
+}
+
+# Philox counter word 3 separates independent uses of one (seed, tensor) key.
+_GRAD, _FIXED, _INIT, _MASK = 0, 1, 2, 3
+
+
+class StreamError(ValueError):
+    """A stream that cannot be built or read (bad option, unreadable recording)."""
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What a stream is; picklable, so workers rebuild the identical stream."""
+
+    kind: str = "gaussian"
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise StreamError(f"unknown stream kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise StreamError(f"seed={self.seed!r} is invalid: allowed an integer in [0, 2^63)")
+        unknown = sorted(set(self.options) - set(KINDS[self.kind]))
+        if unknown:
+            allowed = ", ".join(KINDS[self.kind]) or "none"
+            raise StreamError(f"stream kind {self.kind!r} has no option {unknown[0]!r} (allowed: {allowed})")
+        _validate(self.kind, {**KINDS[self.kind], **self.options})
+
+    def option(self, name: str) -> Any:
+        return self.options.get(name, KINDS[self.kind][name])
+
+    def label(self) -> str:
+        """A short human label, e.g. ``lognormal(sigma=3)``."""
+        shown = {k: v for k, v in self.options.items() if k not in ("grads", "params")}
+        if self.kind == "recorded":
+            shown = {"path": Path(str(self.options.get("path"))).name}
+        args = ",".join(f"{k}={v}" for k, v in shown.items())
+        return f"{self.kind}({args})" if args else self.kind
+
+
+def _validate(kind: str, o: dict[str, Any]) -> None:
+    def number(name: str, low: float = -math.inf, high: float = math.inf, strict_low: bool = False) -> None:
+        v = o[name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise StreamError(f"{name}={v!r} is invalid: allowed a finite number")
+        if v < low or v > high or (strict_low and v == low):
+            raise StreamError(f"{name}={v!r} is invalid: allowed range {'(' if strict_low else '['}{low:g}, "
+                              f"{high:g}]")
+
+    if "scale" in o:
+        number("scale", 0.0, strict_low=True)
+    if kind == "lognormal":
+        number("sigma", 0.0)
+    if kind == "mixed_scale":
+        number("low", -300, 300)
+        number("high", -300, 300)
+        if o["low"] > o["high"]:
+            raise StreamError(f"low={o['low']!r} is above high={o['high']!r}")
+    if kind == "sparse":
+        number("zero_fraction", 0.0, 1.0)
+    if kind == "constant" and o["value"] is not None:
+        number("value")
+    if kind == "nonfinite":
+        number("fraction", 0.0, 1.0)
+        if o["value"] not in ("nan", "inf", "-inf"):
+            raise StreamError(f"value={o['value']!r} is invalid: allowed 'nan', 'inf' or '-inf'")
+        steps = o["at_steps"]
+        if not isinstance(steps, list | tuple) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in steps):
+            raise StreamError(f"at_steps={steps!r} is invalid: allowed a list of 1-based step numbers")
+    if kind == "recorded" and not isinstance(o["path"], str | Path):
+        raise StreamError("a recorded stream needs path = '<file>.npz'")
+    if kind == "arrays" and not isinstance(o["grads"], Mapping):
+        raise StreamError("an arrays stream needs grads = {name: array (T, *shape)}")
+
+
+# ------------------------------------------------------------------ generation
+def _tensor_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+
+
+def _rng(seed: int, name: str, step: int, domain: int) -> np.random.Generator:
+    """An independent generator for (seed, tensor, step, domain): counter-based, no state carried."""
+    return np.random.Generator(np.random.Philox(key=[seed, _tensor_key(name)], counter=[0, 0, step, domain]))
+
+
+class GradientStream:
+    """The gradients of one case: ``step(t)`` for any 1-based t, or ``chunks`` in order."""
+
+    def __init__(self, spec: StreamSpec, shapes: Shapes | None = None):
+        self.spec = spec
+        self._recording: _Recording | None = None
+        if spec.kind == "recorded":
+            self._recording = _Recording(Path(spec.option("path")))
+            file_shapes = self._recording.shapes
+            if shapes is not None and dict(shapes) != file_shapes:
+                raise StreamError(f"{self._recording.path}: shapes {file_shapes} do not match the case's "
+                                  f"{dict(shapes)}")
+            shapes = file_shapes
+        elif spec.kind == "arrays":
+            arrays = {n: np.asarray(a, np.float64) for n, a in spec.option("grads").items()}
+            shapes = {n: a.shape[1:] for n, a in arrays.items()}
+            self._arrays = arrays
+        if not shapes:
+            raise StreamError("a stream needs parameter shapes")
+        self.shapes: Shapes = {n: tuple(int(d) for d in s) for n, s in shapes.items()}
+        self._fixed: dict[str, np.ndarray] = {}
+
+    @property
+    def length(self) -> int | None:
+        """Steps available (recorded and in-memory streams), None when unbounded."""
+        if self._recording is not None:
+            return self._recording.steps
+        if self.spec.kind == "arrays":
+            return min(len(a) for a in self._arrays.values())
+        return None
+
+    def _fixed_vector(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if name not in self._fixed:
+            rng = _rng(self.spec.seed, name, 0, _FIXED)
+            if self.spec.kind == "mixed_scale":
+                low, high = self.spec.option("low"), self.spec.option("high")
+                self._fixed[name] = 10.0 ** rng.uniform(low, high, size=shape)
+            else:
+                self._fixed[name] = rng.standard_normal(size=shape) * self.spec.option("scale")
+        return self._fixed[name]
+
+    def _generate(self, name: str, shape: tuple[int, ...], t: int) -> np.ndarray:
+        kind, opt = self.spec.kind, self.spec.option
+        if kind == "zeros":
+            return np.zeros(shape)
+        if kind == "constant" and opt("value") is not None:
+            return np.full(shape, float(opt("value")))
+        if kind in ("constant", "alternating"):
+            sign = -1.0 if kind == "alternating" and t % 2 == 0 else 1.0
+            return sign * self._fixed_vector(name, shape)
+        rng = _rng(self.spec.seed, name, t, _GRAD)
+        z = rng.standard_normal(size=shape)
+        if kind == "lognormal":
+            return opt("scale") * np.sign(z) * np.exp(opt("sigma") * rng.standard_normal(size=shape))
+        if kind == "mixed_scale":
+            return z * self._fixed_vector(name, shape)
+        if kind == "sparse":
+            keep = rng.random(size=shape) >= opt("zero_fraction")
+            return np.where(keep, z * opt("scale"), 0.0)
+        g = z * opt("scale")  # gaussian, tiny, huge, nonfinite
+        if kind == "nonfinite" and t in opt("at_steps"):
+            flat = g.reshape(-1)
+            count = max(1, round(opt("fraction") * flat.size)) if flat.size else 0
+            where = _rng(self.spec.seed, name, t, _MASK).choice(flat.size, size=count, replace=False)
+            flat[where] = float(opt("value"))
+        return g
+
+    def step(self, t: int) -> dict[str, np.ndarray]:
+        """The float64 gradients of 1-based step ``t``."""
+        if t < 1:
+            raise StreamError(f"steps are 1-based, got {t}")
+        if self._recording is not None:
+            return {n: a[0] for n, a in self._recording.read(t - 1, t).items()}
+        if self.spec.kind == "arrays":
+            return {n: a[t - 1] for n, a in self._arrays.items()}
+        return {n: self._generate(n, s, t) for n, s in self.shapes.items()}
+
+    def chunks(self, stop: int, start: int = 1, size: int = 64) -> Iterator[dict[str, np.ndarray]]:
+        """Float64 arrays ``(n, *shape)`` per tensor for steps ``start..stop``, ``size`` steps at a time."""
+        if self.length is not None and stop > self.length:
+            raise StreamError(f"the stream has {self.length} steps, {stop} were asked for")
+        for a in range(start, stop + 1, size):
+            b = min(a + size, stop + 1)
+            if self._recording is not None:
+                yield self._recording.read(a - 1, b - 1)
+            else:
+                steps = [self.step(t) for t in range(a, b)]
+                yield {n: np.stack([s[n] for s in steps]) for n in self.shapes}
+
+    def steps(self, stop: int, dtype: str = "float64") -> Iterator[dict[str, np.ndarray]]:
+        """Per-step gradients rounded to ``dtype`` (as float64 values), generated chunk by chunk."""
+        for chunk in self.chunks(stop):
+            chunk = {n: cast(a, dtype) for n, a in chunk.items()}
+            for i in range(len(next(iter(chunk.values())))):
+                yield {n: a[i] for n, a in chunk.items()}
+
+    def recorded_params(self) -> dict[str, np.ndarray] | None:
+        """Initial parameters stored with a recording (``params/<name>``), if any."""
+        if self._recording is not None:
+            return self._recording.params()
+        if self.spec.kind == "arrays" and self.spec.option("params") is not None:
+            return {n: np.asarray(a, np.float64) for n, a in self.spec.option("params").items()}
+        return None
+
+
+def initial_params(shapes: Shapes, seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Seeded N(0, scale^2) initial parameters, independent of the gradient stream."""
+    return {n: _rng(seed, n, 0, _INIT).standard_normal(size=s) * scale for n, s in shapes.items()}
+
+
+# ---------------------------------------------------------------------- dtypes
+def cast(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` rounded to ``dtype`` (round to nearest even), returned as float64.
+
+    bfloat16 is rounded by hand through float32 (NumPy has no bfloat16). That double
+    rounding can differ from direct rounding in a rare tie, which does not matter
+    here: the framework and the reference both get this function's result.
+    """
+    x = np.asarray(x, np.float64)
+    if dtype == "float64":
+        return x
+    if dtype in ("float32", "float16"):
+        with np.errstate(over="ignore"):
+            return x.astype(dtype).astype(np.float64)
+    if dtype == "bfloat16":
+        return to_bfloat16_bits(x).astype(np.float64)
+    raise StreamError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+
+
+def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 array holding ``x`` rounded to bfloat16 (round to nearest even; NaN kept)."""
+    with np.errstate(over="ignore"):
+        f = np.asarray(x, np.float64).astype(np.float32)
+    bits = f.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(f), f, out)
+
+
+def native(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` as a NumPy array an adapter converts to ``dtype`` exactly (bfloat16 as float32)."""
+    if dtype == "bfloat16":
+        return to_bfloat16_bits(x)
+    with np.errstate(over="ignore"):
+        return np.asarray(x, np.float64).astype(dtype)
+
+
+# ------------------------------------------------------------------- recordings
+class _Recording:
+    """Chunked reader of the recorded layout; never loads a whole gradient array."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.is_file():
+            raise StreamError(f"{path}: no such recording")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                self._headers = {m.filename: self._header(zf, m) for m in zf.infolist()
+                                 if m.filename.endswith(".npy")}
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise StreamError(f"{path}: not a readable .npz ({exc})") from None
+        self._grads = {k[len("grads/"):-4]: k for k in self._headers if k.startswith("grads/")}
+        if not self._grads:
+            raise StreamError(f"{path}: no 'grads/<name>' arrays (layout: grads/<name> (T, *shape), "
+                              "optional params/<name>)")
+        lengths = {self._headers[k][0][0] if self._headers[k][0] else 0 for k in self._grads.values()}
+        if len(lengths) != 1 or 0 in lengths:
+            raise StreamError(f"{path}: every grads/<name> needs the same number of steps T >= 1 "
+                              "along axis 0")
+        self.steps = lengths.pop()
+        self.shapes: Shapes = {n: self._headers[k][0][1:] for n, k in self._grads.items()}
+
+    @staticmethod
+    def _header(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
+        with zf.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            if fortran and len(shape) > 1:
+                raise ValueError(f"{member.filename} is Fortran-ordered; save C-ordered arrays")
+            if dtype.hasobject or dtype.kind not in "fiu":
+                raise ValueError(f"{member.filename} has dtype {dtype}; numeric arrays only")
+            return tuple(shape), dtype, f.tell()
+
+    def read(self, a: int, b: int) -> dict[str, np.ndarray]:
+        """Rows ``a:b`` (0-based) of every gradient, as float64."""
+        out = {}
+        with zipfile.ZipFile(self.path) as zf:
+            for name, key in self._grads.items():
+                shape, dtype, offset = self._headers[key]
+                row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+                with zf.open(key) as f:
+                    f.seek(offset + a * row)
+                    data = f.read((b - a) * row)
+                out[name] = np.frombuffer(data, dtype).reshape((b - a, *shape[1:])).astype(np.float64)
+        return out
+
+    def params(self) -> dict[str, np.ndarray] | None:
+        keys = {n: f"params/{n}.npy" for n in self._grads}
+        present = [n for n, k in keys.items() if k in self._headers]
+        if not present:
+            return None
+        if len(present) != len(keys):
+            missing = sorted(set(keys) - set(present))
+            raise StreamError(f"{self.path}: params/ is missing {', '.join(missing)}")
+        with np.load(self.path) as data:
+            out = {n: np.asarray(data[f"params/{n}"], np.float64) for n in keys}
+        for n, p in out.items():
+            if p.shape != self.shapes[n]:
+                raise StreamError(f"{self.path}: params/{n} has shape {p.shape}, grads/{n} rows {self.shapes[n]}")
+        return out
+
+
+def record(path: str | Path, grads: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray] | None = None,
+           compress: bool = False) -> Path:
+    """Write a recording: ``grads[name]`` is ``(T, *shape)``, ``params[name]`` the initial value."""
+    arrays = {f"grads/{n}": np.ascontiguousarray(g) for n, g in grads.items()}
+    arrays |= {f"params/{n}": np.ascontiguousarray(p) for n, p in (params or {}).items()}
+    path = Path(path)
+    (np.savez_compressed if compress else np.savez)(path, **arrays)
+    return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")

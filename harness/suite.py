@@ -1,0 +1,392 @@
+"""Declarative suites: TOML files in ``suites/``, validated on load.
+
+A suite is a list of cases; each case names the adapters to run, the optimizer
+arguments, the gradient stream, the parameter shapes, steps, dtypes, devices,
+seed and, optionally, a per-step learning-rate schedule. Keys in ``[defaults]``
+apply to every case that does not set them::
+
+    name = "example"
+    description = "what this suite is for"
+
+    [defaults]
+    adapters = ["torch.single", "torch.foreach", "keras.tensorflow", "optax"]
+    steps = 200
+    dtypes = ["float32", "float64"]
+    devices = "auto"                 # cpu, plus gpu when one is visible; or ["cpu", "gpu"]
+    seed = 0
+    shapes = { weight = [2, 3], bias = [2], w2 = [512, 256] }
+    stream = { kind = "gaussian", scale = 1.0 }
+
+    [[case]]
+    name = "own-defaults"            # each framework with its own defaults
+    args.optax = { learning_rate = 1e-3 }   # optax has no default lr
+
+    [[case]]
+    name = "native-momentum"         # framework-native arguments, per adapter or family
+    args.torch = { lr = 1e-3, alpha = 0.9, momentum = 0.9 }
+    args.keras = { learning_rate = 1e-3, momentum = 0.9 }
+    stream = { kind = "lognormal", sigma = 2.0 }
+
+    [[case]]
+    name = "matched"                 # the semantics once; translated for each framework
+    spec = { lr = 1e-3, decay = 0.9, eps = 1e-7, eps_placement = "inside", momentum = 0.9 }
+    schedule = { kind = "warmup_cosine", peak = 1e-3, warmup = 20 }
+
+Case keys: ``name``, ``description``, ``adapters``, ``args`` (a table per adapter
+name or family: ``torch``, ``keras``, ``tf_keras``, ``tf_keras_legacy``, ``tf1``,
+``optax``; an adapter without one runs its framework's defaults), ``spec`` (the
+knobs of `reference.RMSpropSpec`; instead of ``args``), ``stream`` (see
+`harness.streams`; a recorded ``path`` is relative to the suite file),
+``shapes``, ``steps``, ``dtypes``, ``devices``, ``seed``, ``schedule``,
+``init_scale`` (initial parameters are seeded N(0, init_scale^2) unless a
+recording has them), ``records`` (how many log-spaced steps to record) and
+``timeout`` (seconds per task).
+
+Schedules (the learning rate of 1-based step t; it replaces the lr of ``args``/``spec``):
+``{kind = "values", values = [...]}``, ``{kind = "exponential", initial, rate}``
+(initial * rate^(t-1)), ``{kind = "piecewise", boundaries = [...], values = [...]}``
+(values[i] until step boundaries[i]), ``{kind = "warmup_cosine", peak, warmup, final = 0}``.
+
+Any unknown key, wrong type or bad value raises `SuiteError` with one line naming
+the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reference import RMSpropSpec, presets
+from reference.translate import Unsupported, native_args
+
+from .adapters import ADAPTERS, resolve
+from .streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec, initial_params
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+CASE_KEYS = ("name", "description", "adapters", "args", "spec", "stream", "shapes", "steps", "dtypes", "devices",
+             "seed", "schedule", "init_scale", "records", "timeout")
+DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("name", "description"))
+TOP_KEYS = ("name", "description", "defaults", "case")
+DEVICES = ("cpu", "gpu")
+SCHEDULES = {
+    "values": {"values": None},
+    "exponential": {"initial": None, "rate": None},
+    "piecewise": {"boundaries": None, "values": None},
+    "warmup_cosine": {"peak": None, "warmup": None, "final": 0.0},
+}
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "adapters": ["torch.single", "torch.foreach", "keras.tensorflow", "optax"],
+    "steps": 100,
+    "dtypes": ["float32", "float64"],
+    "devices": "auto",
+    "seed": 0,
+    "shapes": {"weight": [2, 3], "bias": [2]},
+    "stream": {"kind": "gaussian"},
+    "init_scale": 1.0,
+    "records": 16,
+    "timeout": 600.0,
+}
+
+
+class SuiteError(ValueError):
+    """A suite that cannot be loaded; the message is one line naming file, key and problem."""
+
+
+# ------------------------------------------------------------------ the model
+@dataclass(frozen=True)
+class Schedule:
+    kind: str
+    options: dict[str, Any]
+
+    def lrs(self, steps: int) -> np.ndarray:
+        """The learning rate of steps 1..steps, float64."""
+        t = np.arange(1, steps + 1, dtype=np.float64)
+        o = self.options
+        if self.kind == "values":
+            return np.asarray(o["values"][:steps], np.float64)
+        if self.kind == "exponential":
+            return o["initial"] * o["rate"] ** (t - 1)
+        if self.kind == "piecewise":
+            return np.asarray(o["values"], np.float64)[np.searchsorted(o["boundaries"], t, side="left")]
+        peak, warmup, final = o["peak"], o["warmup"], o.get("final", 0.0)
+        warm = peak * t / max(warmup, 1)
+        progress = np.clip((t - warmup) / max(steps - warmup, 1), 0.0, 1.0)
+        cosine = final + 0.5 * (peak - final) * (1 + np.cos(np.pi * progress))
+        return np.where(t <= warmup, warm, cosine)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    description: str
+    adapters: tuple[str, ...]
+    args: dict[str, dict[str, Any]] | None
+    spec: RMSpropSpec | None
+    stream: StreamSpec
+    shapes: Shapes
+    steps: int
+    dtypes: tuple[str, ...]
+    devices: tuple[str, ...] | str
+    seed: int
+    schedule: Schedule | None
+    init_scale: float
+    records: int
+    timeout: float
+
+    def native(self, adapter: str) -> dict[str, Any]:
+        """The adapter's constructor arguments; `Unsupported` when ``spec`` cannot be expressed."""
+        info = ADAPTERS[adapter]
+        if self.spec is not None:
+            return native_args(info.preset, self.spec)
+        args = (self.args or {}).get(adapter, (self.args or {}).get(info.family))
+        if args is None:
+            args = dict(presets.REQUIRED_DEFAULTS.get(info.preset, {}))
+        return dict(args)
+
+    def reference_spec(self, adapter: str) -> RMSpropSpec:
+        """The semantics the adapter's framework runs: its preset of the native arguments."""
+        return presets.get(ADAPTERS[adapter].preset)(**self.native(adapter))
+
+    def gradient_stream(self) -> GradientStream:
+        return GradientStream(self.stream, self.shapes)
+
+    def params0(self) -> dict[str, np.ndarray]:
+        recorded = self.gradient_stream().recorded_params()
+        if recorded is not None:
+            return recorded
+        return initial_params(self.shapes, self.seed, self.init_scale)
+
+    def lrs(self) -> np.ndarray | None:
+        return None if self.schedule is None else self.schedule.lrs(self.steps)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    path: Path
+    digest: str  # sha256 of the file
+    cases: tuple[Case, ...]
+
+
+# ------------------------------------------------------------------- loading
+def builtin_suites() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.toml"))}
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """A built-in suite by name (``default``, ``seed``, ``edge``, ...) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and str(name_or_path) in builtin_suites():
+        path = builtin_suites()[str(name_or_path)]
+    if not path.is_file():
+        known = ", ".join(builtin_suites())
+        raise SuiteError(f"{name_or_path}: no such suite file or built-in suite (built-in: {known})")
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: not valid TOML ({exc})") from None
+    return _Loader(path).suite(data, hashlib.sha256(raw).hexdigest())
+
+
+def _suggest(key: str, allowed: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
+
+
+class _Loader:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, problem: str) -> SuiteError:
+        return SuiteError(f"{self.path}: {where}: {problem}")
+
+    def keys(self, table: dict, allowed: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(f"{where}{key}", f"unknown key{_suggest(key, allowed)}")
+
+    def suite(self, data: dict, digest: str) -> Suite:
+        self.keys(data, TOP_KEYS, "")
+        name = data.get("name", self.path.stem)
+        description = data.get("description", "")
+        for key, value in (("name", name), ("description", description)):
+            if not isinstance(value, str):
+                raise self.fail(key, f"expected a string, got {type(value).__name__}")
+        defaults = data.get("defaults", {})
+        if not isinstance(defaults, dict):
+            raise self.fail("defaults", "expected a table [defaults]")
+        self.keys(defaults, DEFAULT_KEYS, "defaults.")
+        cases = data.get("case")
+        if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
+            raise self.fail("case", "expected one or more [[case]] tables")
+        out, seen = [], set()
+        for i, raw_case in enumerate(cases):
+            case = self.case(i, raw_case, defaults)
+            if case.name in seen:
+                raise self.fail(f"case[{i}].name", f"duplicate case name {case.name!r}")
+            seen.add(case.name)
+            out.append(case)
+        return Suite(name, description, self.path, digest, tuple(out))
+
+    def case(self, i: int, raw: dict, defaults: dict) -> Case:
+        label = f"case[{i}]"
+        self.keys(raw, CASE_KEYS, f"{label}.")
+        name = raw.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise self.fail(f"{label}.name", f"expected a name of letters, digits and _.+- , got {name!r}")
+        where = f"case {name!r} "
+        merged = {**BUILTIN_DEFAULTS, **defaults, **raw}
+        explicit = {**defaults, **raw}
+
+        def get(key: str, kinds: type | tuple, check=None, problem: str = "") -> Any:
+            value = merged[key]
+            if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+                raise self.fail(where + key, f"expected {problem or kinds}, got {value!r}")
+            if not isinstance(value, kinds) or (check is not None and not check(value)):
+                raise self.fail(where + key, f"expected {problem}, got {value!r}")
+            return value
+
+        try:
+            adapters = tuple(resolve(get("adapters", list, lambda v: all(isinstance(a, str) for a in v) and v,
+                                         "a non-empty list of adapter names")))
+        except KeyError as exc:
+            raise self.fail(where + "adapters", str(exc.args[0])) from None
+        steps = get("steps", int, lambda v: 1 <= v <= 10**8, "an integer >= 1")
+        dtypes = tuple(get("dtypes", list, lambda v: v and all(d in DTYPES for d in v),
+                           f"a non-empty list from {', '.join(DTYPES)}"))
+        devices = merged["devices"]
+        if devices != "auto":
+            devices = get("devices", list, lambda v: v and all(d in (*DEVICES, "cuda") for d in v),
+                          '"auto" or a list from cpu, gpu (or cuda)')
+            devices = tuple(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
+        seed = get("seed", int, lambda v: 0 <= v < 2**63, "an integer >= 0")
+        init_scale = float(get("init_scale", (int, float), lambda v: 0 < v < math.inf, "a number > 0"))
+        records = get("records", int, lambda v: v >= 2, "an integer >= 2")
+        timeout = float(get("timeout", (int, float), lambda v: v > 0, "a number of seconds > 0"))
+        stream = self.stream(where, get("stream", dict, None, "a table { kind = ..., ... }"), seed)
+        shapes = self.shapes(where, get("shapes", dict, None, "a table { name = [dims], ... }"))
+        if stream.kind == "recorded":
+            try:
+                recording = GradientStream(stream, shapes if "shapes" in explicit else None)
+            except StreamError as exc:
+                raise self.fail(where + "stream.path", str(exc)) from None
+            shapes = recording.shapes
+            if "steps" not in explicit:
+                steps = recording.length
+            elif steps > recording.length:
+                raise self.fail(where + "steps", f"{steps} steps asked, the recording has {recording.length}")
+        schedule = self.schedule(where, merged.get("schedule"), steps)
+        own = raw if ("args" in raw or "spec" in raw) else defaults  # a case's own args/spec win as a pair
+        args, spec = own.get("args"), own.get("spec")
+        if args is not None and spec is not None:
+            raise self.fail(where + "spec", "give either args (framework-native) or spec (semantics), not both")
+        case = Case(name, str(raw.get("description", "")), adapters, None, None, stream, shapes, steps, dtypes,
+                    devices, seed, schedule, init_scale, records, timeout)
+        if spec is not None:
+            case = _replace(case, spec=self.spec(where, spec))
+        if args is not None:
+            case = _replace(case, args=self.args(where, args, adapters))
+            for adapter in adapters:  # the preset validates the framework's own argument names
+                key = adapter if adapter in case.args else ADAPTERS[adapter].family
+                try:
+                    case.reference_spec(adapter)
+                except (TypeError, ValueError) as exc:
+                    raise self.fail(f"{where}args.{key}", str(exc)) from None
+        return case
+
+    def stream(self, where: str, table: dict, seed: int) -> StreamSpec:
+        kind = table.get("kind", "gaussian")
+        if kind not in KINDS or kind == "arrays":
+            allowed = tuple(k for k in KINDS if k != "arrays")
+            raise self.fail(where + "stream.kind", f"unknown kind {kind!r}{_suggest(str(kind), allowed)}")
+        options = {k: v for k, v in table.items() if k != "kind"}
+        if kind == "recorded" and isinstance(options.get("path"), str):
+            options["path"] = str((self.path.parent / options["path"]).resolve())
+        for key in options:
+            if key not in KINDS[kind]:
+                raise self.fail(f"{where}stream.{key}", f"unknown option for kind {kind!r}"
+                                f"{_suggest(key, tuple(KINDS[kind]) or ('none',))}")
+        try:
+            return StreamSpec(kind, seed, options)
+        except StreamError as exc:
+            raise self.fail(where + "stream", str(exc)) from None
+
+    def shapes(self, where: str, table: dict) -> Shapes:
+        if not table:
+            raise self.fail(where + "shapes", "expected at least one tensor")
+        out = {}
+        for name, dims in table.items():
+            if not isinstance(dims, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
+                                                     for d in dims):
+                raise self.fail(f"{where}shapes.{name}", f"expected a list of dimensions >= 1, got {dims!r}")
+            out[name] = tuple(dims)
+        return out
+
+    def schedule(self, where: str, table: Any, steps: int) -> Schedule | None:
+        if table is None:
+            return None
+        kind = table.get("kind") if isinstance(table, dict) else None
+        if kind not in SCHEDULES:
+            raise self.fail(where + "schedule.kind", f"expected one of {', '.join(SCHEDULES)}, got {kind!r}")
+        options = {k: v for k, v in table.items() if k != "kind"}
+        allowed = tuple(SCHEDULES[kind])
+        self.keys(options, allowed, f"{where}schedule.")
+        for key, default in SCHEDULES[kind].items():
+            if key not in options and default is None:
+                raise self.fail(f"{where}schedule.{key}", f"missing (a {kind} schedule needs {', '.join(allowed)})")
+
+        def numbers(key: str, low: float = 0.0) -> None:
+            v = options[key]
+            values = v if isinstance(v, list) else [v]
+            if not values or not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                                     and x >= low for x in values):
+                raise self.fail(f"{where}schedule.{key}", f"expected finite numbers >= {low:g}, got {v!r}")
+
+        for key in options:
+            numbers(key)
+        if kind == "values" and len(options["values"]) < steps:
+            raise self.fail(f"{where}schedule.values", f"{len(options['values'])} values for {steps} steps")
+        if kind == "piecewise" and len(options["values"]) != len(options["boundaries"]) + 1:
+            raise self.fail(f"{where}schedule.values", "a piecewise schedule needs len(boundaries) + 1 values")
+        return Schedule(kind, options)
+
+    def spec(self, where: str, table: Any) -> RMSpropSpec:
+        if not isinstance(table, dict):
+            raise self.fail(where + "spec", "expected a table of RMSpropSpec knobs")
+        allowed = tuple(k for k in RMSpropSpec().knobs() if k not in ("effective_eps_placement", "lr_schedule"))
+        self.keys(table, allowed, f"{where}spec.")
+        try:
+            return RMSpropSpec(**table)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(where + "spec", str(exc)) from None
+
+    def args(self, where: str, table: Any, adapters: tuple[str, ...]) -> dict[str, dict]:
+        if not isinstance(table, dict):
+            raise self.fail(where + "args", "expected a table of tables: args.<adapter or family> = {...}")
+        allowed = tuple(dict.fromkeys([*adapters, *(ADAPTERS[a].family for a in adapters)]))
+        for key, value in table.items():
+            if key not in allowed:
+                raise self.fail(f"{where}args.{key}", f"not an adapter or family of this case{_suggest(key, allowed)}")
+            if not isinstance(value, dict):
+                raise self.fail(f"{where}args.{key}", f"expected a table of the framework's arguments, got {value!r}")
+        return table
+
+
+def _replace(case: Case, **changes: Any) -> Case:
+    from dataclasses import replace
+
+    return replace(case, **changes)
+
+
+__all__ = ["Case", "Schedule", "Suite", "SuiteError", "Unsupported", "builtin_suites", "load_suite"]
