@@ -57,9 +57,10 @@ def record_steps(steps: int, points: int = 16) -> tuple[int, ...]:
 def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     """The spacing of ``dtype`` at ``x`` (its subnormal spacing near zero)."""
     bits, emin = _FORMAT[dtype]
+    x = np.abs(np.asarray(x, np.float64))
     with np.errstate(all="ignore"):
-        _, e = np.frexp(np.abs(np.asarray(x, np.float64)))
-    exponent = np.maximum(e.astype(np.int64) - 1, emin)
+        _, e = np.frexp(x)
+    exponent = np.where(x == 0, emin, np.maximum(e.astype(np.int64) - 1, emin))  # frexp(0) has e = 0
     return np.ldexp(1.0, exponent - (bits - 1))
 
 

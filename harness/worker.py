@@ -211,7 +211,8 @@ def _main(request_path: str, fd: int) -> int:
     for index, task in request["tasks"]:
         if task.adapter in status:
             kind, reason = status[task.adapter]
-            payload: Payload = {"status": kind, "reason": reason}
+            # an auto-picked device says nothing when the framework itself is absent: no row
+            payload: Payload = {"status": "absent" if task.optional_device else kind, "reason": reason}
         else:
             try:
                 payload = _run_task(adapters[task.adapter], task, devices[task.adapter])

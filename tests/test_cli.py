@@ -71,3 +71,70 @@ def test_console_script_is_installed() -> None:
     assert "initial_accumulator" in proc.stdout
     bad = subprocess.run([exe, "explain", "nope"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+# --------------------------------------------------------------------- run
+RUN_SUITE = """
+[defaults]
+adapters = ["fake"]
+steps = 10
+dtypes = ["float64"]
+devices = ["cpu"]
+[[case]]
+name = "good"
+seed = 1
+[[case]]
+name = "drifts"
+seed = 2
+"""
+
+
+@pytest.fixture
+def fake_suite(monkeypatch, tmp_path):
+    from harness.adapters import ADAPTERS, AdapterInfo
+
+    monkeypatch.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake"))
+    path = tmp_path / "fake.toml"
+    path.write_text(RUN_SUITE)
+    return path
+
+
+def test_run_exit_codes_summary_table_and_files(fake_suite, tmp_path, capsys, monkeypatch) -> None:
+    out = tmp_path / "out"
+    assert main(["run", "--suite", str(fake_suite), "--out", str(out), "--no-progress", "--case", "good"]) == 0
+    text = capsys.readouterr().out
+    assert "good" in text and "ok" in text and "float64@cpu" in text and "1 ok in" in text
+    assert {p.name for p in out.iterdir()} >= {"divergence.parquet", "summary.parquet", "env.json"}
+    monkeypatch.setenv("FAKE_2", "drift")
+    assert main(["run", "--suite", str(fake_suite), "--out", str(out), "--no-progress"]) == 1
+    text = capsys.readouterr().out
+    assert "drifts / fake [float64@cpu]: fail: parameters:" in text and "1 ok, 1 fail" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--suite", "defualt"], "defualt: no such suite file or built-in suite"),
+    (["--dtype", "float8"], "--dtype 'float8' is not a dtype"),
+    (["--device", "tpu"], "--device 'tpu' is not a device"),
+    (["--adapter", "pytorch"], "unknown adapter 'pytorch'"),
+    (["--jobs", "0"], "--jobs 0 must be >= 1"),
+    (["--jobs", "x"], "argument --jobs: invalid int value"),
+])
+def test_run_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path) -> None:
+    assert _exit_code(["run", "--no-progress", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rmsprop-harness") and ": error: " in err and "\n" not in err and message in err, err
+
+
+def test_run_suite_typo_is_one_line_and_exit_2(tmp_path, capsys) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text("[[case]]\nname = 'a'\nsteps = 5\nstrem = {kind = 'zeros'}\n")
+    assert main(["run", "--suite", str(path), "--no-progress", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rmsprop-harness: error: {path}: case[0].strem: unknown key; did you mean 'stream'?"
+
+
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
