@@ -109,7 +109,7 @@ def test_bad_recordings_are_one_line_errors(tmp_path) -> None:
     with pytest.raises(StreamError, match="same number of steps"):
         GradientStream(StreamSpec("recorded", options={"path": str(tmp_path / "ragged.npz")}))
     (tmp_path / "junk.npz").write_text("not a zip")
-    with pytest.raises(StreamError, match="not a readable .npz"):
+    with pytest.raises(StreamError, match=r"not a readable \.npz"):
         GradientStream(StreamSpec("recorded", options={"path": str(tmp_path / "junk.npz")}))
     with pytest.raises(StreamError, match="no such recording"):
         GradientStream(StreamSpec("recorded", options={"path": str(tmp_path / "absent.npz")}))

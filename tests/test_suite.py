@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.suite import SuiteError, builtin_suites, load_suite
 from harness.streams import record
+from harness.suite import SuiteError, builtin_suites, load_suite
 
 
 def test_builtin_suites_load_and_cover_the_issue() -> None:
@@ -85,7 +85,7 @@ def test_mistakes_are_one_line_naming_file_key_and_problem(tmp_path, body, messa
 
 
 def test_unknown_suite_names_the_builtins() -> None:
-    with pytest.raises(SuiteError, match="no such suite file or built-in suite .*default"):
+    with pytest.raises(SuiteError, match=r"no such suite file or built-in suite .*default"):
         load_suite("defualt")
 
 

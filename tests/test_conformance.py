@@ -1,0 +1,139 @@
+"""End to end with the real frameworks: the built-in suites through the CLI, and an independent check.
+
+The independent check records its own gradients to an ``.npz``, replays them
+through ``rmsprop-harness run``, and recomputes the divergence itself: torch's
+optimizer driven directly in this process against a float64 RMSprop written out
+here (not the harness's reference). The harness's ``max_abs_err`` must agree.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.streams import record
+
+pytestmark = pytest.mark.framework
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "run", "--no-progress", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
+    out = tmp_path_factory.mktemp("default")
+    proc = _cli("--suite", "default", "--out", str(out))
+    return proc, pd.read_parquet(out / "summary.parquet")
+
+
+def test_default_suite_every_framework_ok_against_its_own_preset(default_run) -> None:
+    proc, summary = default_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ran = summary[summary["status"] == "ok"]
+    assert set(ran["dtype"]) == {"float32", "float64"}
+    installed = {a for a, m in {"torch.single": "torch", "torch.foreach": "torch", "optax": "optax",
+                                "keras.tensorflow": "tensorflow"}.items() if importlib.util.find_spec(m)}
+    assert installed <= set(ran["adapter"])
+    assert set(summary["status"]) <= {"ok", "unsupported", "skipped"}
+    unsupported = summary[summary["status"] == "unsupported"]
+    assert set(unsupported["case"]) == {"matched-eps-inside", "matched-eps-outside"}
+    assert (ran["tolerance_used"] < 1).all() and (ran["worst_budget_ratio"] > 0).all()
+
+
+def test_state_is_compared_where_the_framework_has_it(default_run) -> None:
+    _, summary = default_run
+    mc = summary[(summary["case"] == "momentum-centered") & (summary["status"] == "ok")]
+    assert len(mc) and mc["nu_budget_ratio"].notna().all() and mc["mu_budget_ratio"].notna().all()
+    assert mc["trace_budget_ratio"].notna().all()
+
+
+def _independent_torch(params0, grads, kwargs, dtype, record_at):
+    """torch.optim.RMSprop driven directly; parameters (float64) at the recorded steps."""
+    import torch
+
+    names = list(params0)
+    ps = [torch.nn.Parameter(torch.tensor(params0[n], dtype=getattr(torch, dtype))) for n in names]
+    opt = torch.optim.RMSprop(ps, **kwargs)
+    out = {}
+    for t in range(1, len(grads[names[0]]) + 1):
+        for p, n in zip(ps, names, strict=True):
+            p.grad = torch.tensor(grads[n][t - 1], dtype=getattr(torch, dtype))
+        opt.step()
+        if t in record_at:
+            out[t] = {n: p.detach().double().numpy().copy() for n, p in zip(names, ps, strict=True)}
+    return out
+
+
+def _independent_reference(params0, grads, lr, alpha, eps, momentum):
+    """torch's RMSprop semantics in float64, written out from its documentation."""
+    p = {n: x.astype(np.float64) for n, x in params0.items()}
+    v = {n: np.zeros_like(x) for n, x in p.items()}
+    b = {n: np.zeros_like(x) for n, x in p.items()}
+    traj = []
+    for t in range(len(grads[next(iter(p))])):
+        for n in p:
+            g = grads[n][t].astype(np.float64)
+            v[n] = alpha * v[n] + (1 - alpha) * g * g
+            b[n] = momentum * b[n] + g / (np.sqrt(v[n]) + eps)
+            p[n] = p[n] - lr * b[n]
+        traj.append({n: x.copy() for n, x in p.items()})
+    return traj
+
+
+def test_independent_check_of_a_recorded_stream(tmp_path) -> None:
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(2026)
+    steps = 60
+    params0 = {"w": rng.normal(size=(5, 4)).astype(np.float32), "b": rng.normal(size=(4,)).astype(np.float32)}
+    grads = {n: (rng.normal(size=(steps, *p.shape)) * 10.0 ** rng.uniform(-2, 1, size=(steps, *p.shape)))
+             .astype(np.float32) for n, p in params0.items()}
+    record(tmp_path / "mine.npz", grads, params0)
+    (tmp_path / "check.toml").write_text("""
+[[case]]
+name = "replay"
+adapters = ["torch.single"]
+dtypes = ["float32"]
+devices = ["cpu"]
+stream = { kind = "recorded", path = "mine.npz" }
+args.torch = { lr = 0.01, alpha = 0.9, eps = 1e-8, momentum = 0.5 }
+""")
+    proc = _cli("--suite", str(tmp_path / "check.toml"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    div = pd.read_parquet(tmp_path / "out" / "divergence.parquet")
+    steps_recorded = div["step"].tolist()
+    assert steps_recorded[-1] == steps
+    mine = _independent_torch(params0, grads, {"lr": 0.01, "alpha": 0.9, "eps": 1e-8, "momentum": 0.5},
+                              "float32", set(steps_recorded))
+    ref = _independent_reference(params0, grads, 0.01, 0.9, 1e-8, 0.5)
+    for row in div.itertuples():
+        expected = max(np.max(np.abs(mine[row.step][n] - ref[row.step - 1][n])) for n in params0)
+        assert row.max_abs_err == pytest.approx(expected, rel=1e-6, abs=1e-15), row.step
+    assert div["max_abs_err"].iloc[-1] > 0  # float32 against float64: a real, nonzero figure
+
+
+def test_seed_suite_replays_the_recorded_model(tmp_path) -> None:
+    proc = _cli("--suite", "seed", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    torch_rows = summary[(summary["case"] == "seed-torch") & (summary["status"] != "skipped")]
+    assert (torch_rows["status"] == "ok").all() and (torch_rows["steps"] == 100).all()
+
+
+def test_seed_recording_is_reproducible(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from harness.seed_example import record_seed
+
+    fresh = np.load(record_seed(tmp_path / "seed.npz"))
+    committed = np.load(ROOT / "suites" / "seed.npz")
+    assert sorted(fresh.files) == sorted(committed.files)
+    for key in committed.files:
+        np.testing.assert_array_equal(fresh[key], committed[key])
