@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference import RMSpropSpec, iterate_reference
+from reference import RMSpropSpec, init, update
 from reference.budget import UNIT_ROUNDOFF
 
 from .adapters.base import STATE_KINDS, Snapshot
@@ -72,12 +72,9 @@ class _Track:
     variation: dict[str, np.ndarray] = field(default_factory=dict)
 
     def update(self, current: Mapping[str, np.ndarray]) -> None:
-        with np.errstate(all="ignore"):
-            self._update(current)
-
-    def _update(self, current: Mapping[str, np.ndarray]) -> None:
         for n, x in current.items():
-            step = np.abs(x - self.prev[n]) if n in self.prev else np.zeros_like(x)
+            with np.errstate(invalid="ignore"):  # inf - inf
+                step = np.abs(x - self.prev[n])
             step = np.where(np.isfinite(step), step, 0.0)  # a NaN step must not poison the scale
             self.variation[n] = self.variation.get(n, 0.0) + step
             self.prev[n] = x
@@ -117,36 +114,25 @@ def reference_points(
     """The float64 reference over ``stream`` (rounded to ``dtype``, as the framework sees it),
     kept at the ``record`` steps with its budget scales."""
     names = list(params0)
-    p0 = {n: cast(p, dtype) for n, p in params0.items()}
+    params = {n: cast(p, dtype) for n, p in params0.items()}
+    state = init(spec, params)
     record = set(record)
-    params_track = _Track(dict(p0))
-    state_tracks: dict[str, _Track] = {}
-    points = {}
+    params_track = _Track(dict(params))
+    state_tracks = {k: _Track(dict(v)) for k, v in _state_dicts(state, names).items()}
     coupled = spec.weight_decay_mode == "coupled" and spec.weight_decay > 0
     rho, wd = spec.decay, spec.weight_decay
     magnitude: dict[str, dict[str, np.ndarray]] = {"nu": {}, "mu": {}}
-    last: list[dict[str, np.ndarray]] = []
-
-    def grads():
-        for g in stream.steps(steps, dtype):
-            last[:] = [g]
-            yield g
-
-    prev = dict(p0)
-    trajectory = iterate_reference(spec, p0, grads(), lrs)
-    for t, (params, state) in enumerate(trajectory, start=1):
-        if coupled:
+    points = {}
+    for t, grads in enumerate(stream.steps(steps, dtype), start=1):
+        if coupled:  # the recursions on |g| + wd*|p|, p before this step's update
             for n in names:
-                G = np.abs(last[0][n]) + wd * np.abs(prev[n])
+                G = np.abs(grads[n]) + wd * np.abs(params[n])
                 magnitude["nu"][n] = rho * magnitude["nu"].get(n, 0.0) + (1 - rho) * G * G
                 magnitude["mu"][n] = rho * magnitude["mu"].get(n, 0.0) + (1 - rho) * G
-            prev = params
+        params, state = update(spec, state, params, grads, None if lrs is None else float(lrs[t - 1]))
         params_track.update(params)
         current = _state_dicts(state, names)
         for kind, values in current.items():
-            if kind not in state_tracks:  # the state starts at its init value (nu: initial accumulator)
-                start = spec.initial_accumulator if kind == "nu" else 0.0
-                state_tracks[kind] = _Track({n: np.full_like(v, start) for n, v in values.items()})
             state_tracks[kind].update(values)
         if t in record:
             state_scale = {k: tr.scale() for k, tr in state_tracks.items()}

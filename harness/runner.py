@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from reference.budget import run_tolerance, state_tolerance
 from reference.translate import Unsupported
 
 from .adapters import ADAPTERS, STATE_KINDS, Task, resolve
-from .adapters._common import cpu_name
+from .adapters._common import cpu_name, package_version
 from .metrics import ReferencePoint, divergence, record_steps, reference_points
 from .suite import Case, Suite, load_suite
 from .worker import run_worker
@@ -77,7 +77,7 @@ class Planned:
     task: Task | None
     reason: str = ""  # why it is unsupported (then task is None)
 
-    @property
+    @cached_property
     def key(self) -> tuple:
         """Tasks with equal keys share one reference trajectory."""
         return (self.case.name, self.spec, json.dumps(self.task.kwargs, sort_keys=True, default=str), self.dtype)
@@ -182,7 +182,7 @@ def _rows(planned: Planned, snapshots: list, points: dict[int, ReferencePoint], 
 
 
 def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[dict] | None = None,
-             payload: dict | None = None) -> dict:
+             payload: dict | None = None, used: float = np.nan) -> dict:
     info = ADAPTERS[planned.adapter]
     row: dict[str, Any] = {
         "suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
@@ -200,7 +200,7 @@ def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[
                                      "tolerance", "nonfinite_mismatch")}
         row |= {f"{k}_budget_ratio": last[f"{k}_budget_ratio"] for k in STATE_KINDS}
         row["worst_budget_ratio"] = max(r["budget_ratio"] for r in rows)
-        row["tolerance_used"] = _verdict(rows)[2]
+        row["tolerance_used"] = used
     return {c: row.get(c, np.nan) for c in SUMMARY_COLUMNS}
 
 
@@ -265,19 +265,13 @@ def _git() -> dict[str, Any]:
 
 def environment(suite: Suite) -> dict[str, Any]:
     """Versions, machine, suite identity and seeds: what a reader needs to reproduce a run."""
-    def ver(pkg: str) -> str | None:
-        try:
-            return version(pkg)
-        except PackageNotFoundError:
-            return None
-
     return {
-        "harness": ver("rmsprop-harness"),
+        "harness": package_version("rmsprop-harness"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "packages": {p: ver(p) for p in ("numpy", "pandas", "pyarrow", *FRAMEWORK_PACKAGES)},
+        "packages": {p: package_version(p) for p in ("numpy", "pandas", "pyarrow", *FRAMEWORK_PACKAGES)},
         "workers": {},
         "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.digest},
         "seeds": {c.name: c.seed for c in suite.cases},
@@ -289,12 +283,13 @@ def environment(suite: Suite) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------ run
 @dataclass
-class _Pending:
-    planned: list[Planned]
+class _References:
+    """Reference trajectories shared by the tasks with the same `Planned.key`, computed on first use."""
+
     remaining: dict[tuple, int] = field(default_factory=dict)  # reference key -> tasks still to compare
     cache: dict[tuple, dict[int, ReferencePoint]] = field(default_factory=dict)
 
-    def reference(self, p: Planned) -> dict[int, ReferencePoint]:
+    def get(self, p: Planned) -> dict[int, ReferencePoint]:
         key = p.key
         if key not in self.cache:
             self.cache[key] = reference_points(p.spec, p.case.gradient_stream(), p.task.params0, p.case.steps,
@@ -333,36 +328,34 @@ def run_suite(
     env = environment(suite)
     started = time.perf_counter()
     writer.flush(env)
-    state = _Pending(tasks)
+    references = _References()
     done = 0
 
-    order = {id(p): i for i, p in enumerate(tasks)}
-
-    def finish(p: Planned, summary: dict | None, rows: list[dict]) -> None:
+    def finish(i: int, summary: dict | None, rows: list[dict]) -> None:
         nonlocal done
         done += 1
         if summary is not None:
-            writer.add(order[id(p)], summary, rows)
+            writer.add(i, summary, rows)
         if progress is not None:
             progress(done, len(tasks), summary or {})
 
-    for p in tasks:
+    runnable: list[int] = []
+    for i, p in enumerate(tasks):
         if p.task is None:
-            finish(p, _summary(p, suite.name, "unsupported", p.reason), [])
+            finish(i, _summary(p, suite.name, "unsupported", p.reason), [])
         else:
-            state.remaining[p.key] = state.remaining.get(p.key, 0) + 1
-
-    runnable = [p for p in tasks if p.task is not None]
+            runnable.append(i)
+            references.remaining[p.key] = references.remaining.get(p.key, 0) + 1
     groups: dict[tuple, list[int]] = {}
-    for i, p in enumerate(runnable):
-        groups.setdefault(ADAPTERS[p.adapter].worker_key, []).append(i)
+    for i in runnable:
+        groups.setdefault(ADAPTERS[tasks[i].adapter].worker_key, []).append(i)
     results: queue.Queue = queue.Queue()
     hellos: list[dict] = []
 
     def work(indices: list[int]) -> None:
-        names = list(dict.fromkeys(runnable[i].adapter for i in indices))
+        names = list(dict.fromkeys(tasks[i].adapter for i in indices))
         try:
-            run_worker(names, [runnable[i].task for i in indices],
+            run_worker(names, [tasks[i].task for i in indices],
                        lambda j, payload: results.put((indices[j], payload)), hellos.append)
         except Exception as exc:  # the driver side of a worker failed: record, never hang
             for i in indices:
@@ -374,9 +367,8 @@ def run_suite(
         with slots:
             work(indices)
 
-    threads = [threading.Thread(target=limited, args=(idx,), daemon=True) for idx in groups.values()]
-    for t in threads:
-        t.start()
+    for indices in groups.values():
+        threading.Thread(target=limited, args=(indices,), daemon=True).start()
     received: set[int] = set()
     try:
         while len(received) < len(runnable):
@@ -384,17 +376,17 @@ def run_suite(
             if i in received:
                 continue
             received.add(i)
-            p = runnable[i]
+            p = tasks[i]
             if payload["status"] == "done":
-                rows = _rows(p, payload["snapshots"], state.reference(p), suite.name)
-                status, reason, _ = _verdict(rows)
-                finish(p, _summary(p, suite.name, status, reason, rows, payload), rows)
+                rows = _rows(p, payload["snapshots"], references.get(p), suite.name)
+                status, reason, used = _verdict(rows)
+                finish(i, _summary(p, suite.name, status, reason, rows, payload, used), rows)
                 continue
-            state.release(p)
+            references.release(p)
             if payload["status"] == "absent":
-                finish(p, None, [])
+                finish(i, None, [])
             else:
-                finish(p, _summary(p, suite.name, payload["status"], payload["reason"], payload=payload), [])
+                finish(i, _summary(p, suite.name, payload["status"], payload["reason"], payload=payload), [])
     finally:
         env["workers"] = {f"worker{n}": h for n, h in enumerate(hellos)}
         env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -248,10 +248,12 @@ class GradientStream:
                 steps = [self.step(t) for t in range(a, b)]
                 yield {n: np.stack([s[n] for s in steps]) for n in self.shapes}
 
-    def steps(self, stop: int, dtype: str = "float64") -> Iterator[dict[str, np.ndarray]]:
-        """Per-step gradients rounded to ``dtype`` (as float64 values), generated chunk by chunk."""
+    def steps(self, stop: int, dtype: str = "float64", as_native: bool = False) -> Iterator[dict[str, np.ndarray]]:
+        """Per-step gradients rounded to ``dtype``, generated chunk by chunk: float64 values
+        (`cast`, for the reference) or arrays a framework converts exactly (`native`)."""
+        convert = native if as_native else cast
         for chunk in self.chunks(stop):
-            chunk = {n: cast(a, dtype) for n, a in chunk.items()}
+            chunk = {n: convert(a, dtype) for n, a in chunk.items()}
             for i in range(len(next(iter(chunk.values())))):
                 yield {n: a[i] for n, a in chunk.items()}
 

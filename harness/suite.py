@@ -58,7 +58,7 @@ import hashlib
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -294,9 +294,9 @@ class _Loader:
         case = Case(name, str(raw.get("description", "")), adapters, None, None, stream, shapes, steps, dtypes,
                     devices, seed, schedule, init_scale, records, timeout)
         if spec is not None:
-            case = _replace(case, spec=self.spec(where, spec))
+            case = replace(case, spec=self.spec(where, spec))
         if args is not None:
-            case = _replace(case, args=self.args(where, args, adapters))
+            case = replace(case, args=self.args(where, args, adapters))
             for adapter in adapters:  # the preset validates the framework's own argument names
                 key = adapter if adapter in case.args else ADAPTERS[adapter].family
                 try:
@@ -381,12 +381,6 @@ class _Loader:
             if not isinstance(value, dict):
                 raise self.fail(f"{where}args.{key}", f"expected a table of the framework's arguments, got {value!r}")
         return table
-
-
-def _replace(case: Case, **changes: Any) -> Case:
-    from dataclasses import replace
-
-    return replace(case, **changes)
 
 
 __all__ = ["Case", "Schedule", "Suite", "SuiteError", "Unsupported", "builtin_suites", "load_suite"]

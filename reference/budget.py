@@ -67,6 +67,12 @@ def budget_ratio(
     return ratio.reshape(len(ratio), -1).max(axis=1, initial=0.0)
 
 
+def memory(coefficient: float, steps: int) -> float:
+    """How many steps of rounding error a recursion ``s_t = c*s_{t-1} + ...`` carries:
+    ``sum_{k<T} c^k <= min(T, 1/(1-c))``."""
+    return min(steps, 1.0 / (1.0 - coefficient)) if coefficient < 1 else steps
+
+
 def operation_count(spec: RMSpropSpec) -> int:
     """Roundings in the longest chain that computes one step (see the module docstring)."""
     n = 8  # g^2, rho*v, (1-rho)*g^2, +, +eps, sqrt, g/den, lr*u
@@ -94,9 +100,7 @@ def parameter_roundings(spec: RMSpropSpec) -> int:
 
 def rounding_tolerance(spec: RMSpropSpec, steps: int, implementations: int = 1) -> float:
     """Allowed ``budget_ratio`` for a well-conditioned run of ``steps`` steps."""
-    rho, mu = spec.decay, spec.momentum
-    memory_v = min(steps, 1.0 / (1.0 - rho)) if rho < 1 else steps
-    memory_b = min(steps, 1.0 / (1.0 - mu)) if mu < 1 else steps
+    memory_v, memory_b = memory(spec.decay, steps), memory(spec.momentum, steps)
     per_impl = operation_count(spec) + parameter_roundings(spec) * steps + 1.5 * memory_v
     if spec.momentum > 0 or spec.nesterov:
         per_impl += 2.0 * memory_b
@@ -113,10 +117,9 @@ def hyperparameter_roundings(spec: RMSpropSpec, steps: int) -> float:
     (``min(T, 1/(1-rho))``, half of it through the sqrt); the momentum coefficient
     perturbs the buffer the same way with its memory.
     """
-    rho, mu = spec.decay, spec.momentum
-    n = 4.0 + 0.5 * (min(steps, 1.0 / (1.0 - rho)) if rho < 1 else steps)
+    n = 4.0 + 0.5 * memory(spec.decay, steps)
     if spec.momentum > 0 or spec.nesterov:
-        n += min(steps, 1.0 / (1.0 - mu)) if mu < 1 else steps
+        n += memory(spec.momentum, steps)
     return n
 
 
@@ -150,9 +153,7 @@ def state_tolerance(spec: RMSpropSpec, steps: int, dtype: str, kind: str) -> flo
     * ``trace``: the step direction's error (`operation_count` plus half the v memory)
       and two roundings, with the momentum's memory.
     """
-    rho, mu = spec.decay, spec.momentum
-    memory_v = min(steps, 1.0 / (1.0 - rho)) if rho < 1 else steps
-    memory_b = min(steps, 1.0 / (1.0 - mu)) if mu < 1 else steps
+    memory_v, memory_b = memory(spec.decay, steps), memory(spec.momentum, steps)
     narrow = dtype != "float64"
     if kind in ("nu", "mu"):
         pre = 3 if (spec.clipvalue or spec.clipnorm or spec.global_clipnorm) else 0

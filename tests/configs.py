@@ -6,7 +6,7 @@ that drives the real framework with those same arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,6 @@ class Config:
     preset: str
     kwargs: dict[str, Any]
     adapter: str
-    options: dict[str, Any] = field(default_factory=dict)
     schedule: bool = False  # drive a per-step learning rate
 
     @property
@@ -31,12 +30,11 @@ class Config:
         return presets.get(self.preset)(**self.kwargs)
 
 
-def _variants(preset: str, adapter: str, lr_name: str, base: dict, extra: list[dict],
-              options: dict | None = None) -> list[Config]:
-    return [Config(preset, {**base, **kw}, adapter, options or {}) for kw in extra]
+def _variants(preset: str, adapter: str, base: dict, extra: list[dict]) -> list[Config]:
+    return [Config(preset, {**base, **kw}, adapter) for kw in extra]
 
 
-_TORCH = _variants("torch", "torch.single", "lr", {}, [
+_TORCH = _variants("torch", "torch.single", {}, [
     {},
     {"lr": 0.003, "momentum": 0.9},
     {"lr": 0.003, "centered": True},
@@ -44,8 +42,8 @@ _TORCH = _variants("torch", "torch.single", "lr", {}, [
     {"lr": 0.01, "alpha": 0.9, "eps": 1.0, "maximize": True},
     {"lr": 0.003, "eps": 0.0, "alpha": 0.5},
 ])
-_TORCH += _variants("torch", "torch.foreach", "lr", {"lr": 0.003, "centered": True, "momentum": 0.9}, [{}])
-_KERAS = _variants("keras", "keras.tensorflow", "learning_rate", {}, [
+_TORCH += _variants("torch", "torch.foreach", {"lr": 0.003, "centered": True, "momentum": 0.9}, [{}])
+_KERAS = _variants("keras", "keras.tensorflow", {}, [
     {},
     {"learning_rate": 0.01, "momentum": 0.9},
     {"learning_rate": 0.01, "centered": True, "momentum": 0.5},
@@ -55,33 +53,33 @@ _KERAS = _variants("keras", "keras.tensorflow", "learning_rate", {}, [
     {"learning_rate": 0.01, "gradient_accumulation_steps": 3, "loss_scale_factor": 128.0},
     {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 7},
 ])
-_KERAS_JAX = _variants("keras_jax", "keras.jax", "learning_rate", {}, [
+_KERAS_JAX = _variants("keras_jax", "keras.jax", {}, [
     {},
     {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
 ])
-_KERAS_TORCH = _variants("keras_torch", "keras.torch", "learning_rate", {}, [
+_KERAS_TORCH = _variants("keras_torch", "keras.torch", {}, [
     {},
     {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
 ])
-_TF_KERAS = _variants("tf_keras", "tf_keras", "learning_rate", {}, [
+_TF_KERAS = _variants("tf_keras", "tf_keras", {}, [
     {},
     {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
     {"learning_rate": 0.01, "clipnorm": 0.5, "clipvalue": 0.1},
     {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.8, "ema_overwrite_frequency": 5},
 ])
-_LEGACY = _variants("tf_keras_legacy", "tf_keras.legacy", "learning_rate", {}, [
+_LEGACY = _variants("tf_keras_legacy", "tf_keras.legacy", {}, [
     {},
     {"learning_rate": 0.01, "centered": True},
     {"learning_rate": 0.01, "momentum": 0.9},
     {"learning_rate": 0.01, "momentum": 0.5, "centered": True},
     {"learning_rate": 0.01, "epsilon": 0.0, "decay": 0.05, "clipvalue": 0.5, "clipnorm": 1.0},
 ])
-_TF1 = _variants("tf1", "tf1", "learning_rate", {"learning_rate": 0.01}, [
+_TF1 = _variants("tf1", "tf1", {"learning_rate": 0.01}, [
     {},
     {"momentum": 0.9},
     {"centered": True, "momentum": 0.5, "decay": 0.95, "epsilon": 1e-6},
 ])
-_OPTAX = _variants("optax", "optax", "learning_rate", {"learning_rate": 0.01}, [
+_OPTAX = _variants("optax", "optax", {"learning_rate": 0.01}, [
     {},
     {"eps_in_sqrt": False, "decay": 0.99},
     {"momentum": 0.9, "nesterov": True},

@@ -15,6 +15,16 @@ def missing(*modules: str) -> str | None:
     return None
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of a distribution, read from its metadata (no import), or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def cpu_name() -> str:
     """The CPU model (from /proc/cpuinfo on Linux), else what `platform` knows."""
     try:

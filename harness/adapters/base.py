@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..streams import GradientStream, Shapes, StreamSpec, native
+from ._common import package_version
 
 STATE_KINDS = ("nu", "mu", "trace")
 
@@ -49,13 +50,7 @@ class Task:
 
     def gradients(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """``(t, grads)`` for t = 1..steps, in the run dtype, generated chunk by chunk."""
-        stream = GradientStream(self.stream, self.shapes)
-        t = 0
-        for chunk in stream.chunks(self.steps):
-            chunk = {n: native(a, self.dtype) for n, a in chunk.items()}
-            for i in range(len(next(iter(chunk.values())))):
-                t += 1
-                yield t, {n: a[i] for n, a in chunk.items()}
+        return enumerate(GradientStream(self.stream, self.shapes).steps(self.steps, self.dtype, as_native=True), 1)
 
     def lr(self, t: int) -> float | None:
         """The learning rate of 1-based step t when the task has a schedule."""
@@ -89,13 +84,8 @@ class Adapter:
     def device_name(self, device: str) -> str:
         return device
 
-    def versions(self) -> dict[str, str]:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return {self.framework: version(self.framework)}
-        except PackageNotFoundError:
-            return {}
+    def versions(self) -> dict[str, str | None]:
+        return {self.framework: package_version(self.framework)}
 
     def unsupported(self, task: Task) -> str | None:
         """``"unsupported: <knob>"`` when the framework cannot run this task as asked."""

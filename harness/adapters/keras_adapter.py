@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from ._common import cpu_name, missing
+from ._common import cpu_name, missing, package_version
 from .base import Adapter, Snapshot, Task, as_float64
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,8 +45,8 @@ class Keras(Adapter):
     def device_name(self, device: str) -> str:
         return f"{self.backend} gpu:0" if device == "gpu" else cpu_name()
 
-    def versions(self) -> dict[str, str]:
-        return {"keras": _version("keras"), self.backend: _version(_BACKEND_MODULE[self.backend])}
+    def versions(self) -> dict[str, str | None]:
+        return {"keras": package_version("keras"), self.backend: package_version(_BACKEND_MODULE[self.backend])}
 
     def run(self, task: Task) -> Iterator[Snapshot]:
         import keras
@@ -79,15 +79,6 @@ def _state(opt, names: list[str]) -> dict[str, dict]:
         if slots:
             out[kind] = {n: _numpy(s) for n, s in zip(names, slots, strict=True)}
     return out
-
-
-def _version(module: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(module)
-    except PackageNotFoundError:
-        return "absent"
 
 
 class KerasTensorflow(Keras):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from ._common import cpu_name, missing
+from ._common import cpu_name, missing, package_version
 from .base import Adapter, Snapshot, Task, as_float64
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,13 +26,15 @@ class _TensorFlow(Adapter):
     def device_name(self, device: str) -> str:
         return "tensorflow GPU:0" if device == "gpu" else cpu_name()
 
-    def versions(self) -> dict[str, str]:
-        from importlib.metadata import version
+    def versions(self) -> dict[str, str | None]:
+        return {"tensorflow": package_version("tensorflow"), "tf_keras": package_version("tf_keras")}
 
-        return {"tensorflow": version("tensorflow"), "tf_keras": version("tf_keras")}
-
-    def optimizer(self, kwargs: dict, lr_box: list):
+    def optimizer(self, kwargs: dict, scheduled: bool):
         raise NotImplementedError
+
+    def set_lr(self, opt, lr: float) -> None:
+        """Set the learning rate of the next step (a schedule)."""
+        opt.learning_rate = lr
 
     def slots(self, opt, variables) -> dict[str, list]:
         """State kind -> one slot variable per parameter (TF1/legacy slot names)."""
@@ -51,13 +53,10 @@ class _TensorFlow(Adapter):
         record = set(task.record_steps)
         with tf.device("/GPU:0" if task.device == "gpu" else "/CPU:0"):
             variables = [tf.Variable(a, dtype=dtype, name=n) for n, a in task.initial().items()]
-            lr_box = [task.lr(1)]
-            opt = self.optimizer(dict(task.kwargs), lr_box if task.lrs is not None else None)
+            opt = self.optimizer(dict(task.kwargs), task.lrs is not None)
             for t, grads in task.gradients():
                 if task.lrs is not None:
-                    lr_box[0] = task.lr(t)
-                    if not isinstance(self, TF1):
-                        opt.learning_rate = task.lr(t)
+                    self.set_lr(opt, task.lr(t))
                 tensors = [tf.constant(grads[n], dtype=dtype) for n in names]
                 opt.apply_gradients(zip(tensors, variables, strict=True))
                 if t in record:
@@ -72,7 +71,7 @@ class _TensorFlow(Adapter):
 class TFKeras(_TensorFlow):
     name = "tf_keras"
 
-    def optimizer(self, kwargs, lr_box):
+    def optimizer(self, kwargs, scheduled):
         import tf_keras
 
         return tf_keras.optimizers.RMSprop(**kwargs)
@@ -89,7 +88,7 @@ class TFKeras(_TensorFlow):
 class TFKerasLegacy(_TensorFlow):
     name = "tf_keras.legacy"
 
-    def optimizer(self, kwargs, lr_box):
+    def optimizer(self, kwargs, scheduled):
         import tf_keras
 
         return tf_keras.optimizers.legacy.RMSprop(**kwargs)
@@ -98,9 +97,14 @@ class TFKerasLegacy(_TensorFlow):
 class TF1(_TensorFlow):
     name = "tf1"
 
-    def optimizer(self, kwargs, lr_box):
+    _lr: float = 0.0
+
+    def optimizer(self, kwargs, scheduled):
         import tensorflow as tf
 
-        if lr_box is not None:
-            kwargs = {**kwargs, "learning_rate": lambda: lr_box[0]}  # eager: a zero-arg callable
+        if scheduled:  # eager TF1 reads a zero-arg callable at every step
+            kwargs = {**kwargs, "learning_rate": lambda: self._lr}
         return tf.compat.v1.train.RMSPropOptimizer(**kwargs)
+
+    def set_lr(self, opt, lr: float) -> None:
+        self._lr = lr
