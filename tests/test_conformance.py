@@ -137,3 +137,15 @@ def test_seed_recording_is_reproducible(tmp_path) -> None:
     assert sorted(fresh.files) == sorted(committed.files)
     for key in committed.files:
         np.testing.assert_array_equal(fresh[key], committed[key])
+
+
+def test_edge_suite_fails_exactly_where_float32_under_and_overflows(tmp_path) -> None:
+    proc = _cli("--suite", "edge", "--out", str(tmp_path))
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    ran = summary[summary["status"].isin(["ok", "fail"])]
+    assert len(ran), summary
+    failing = set(ran.loc[ran["status"] == "fail", ["case", "dtype"]].itertuples(index=False, name=None))
+    assert failing == {("tiny", "float32"), ("huge", "float32")}
+    assert proc.returncode == 1
+    tiny = ran[(ran["case"] == "tiny") & (ran["dtype"] == "float32")]
+    assert tiny["reason"].str.startswith("state nu:").all()  # g^2 underflows; the parameters still agree

@@ -120,3 +120,13 @@ def test_filters_and_overrides(fake, monkeypatch) -> None:
         run_suite(fake, out=None, adapters=["torch"])
     with pytest.raises(RunError, match="unknown adapter 'pytorch'"):
         run_suite(fake, out=None, adapters=["pytorch"])
+
+
+def test_a_suite_timeout_turns_a_hanging_task_into_an_error_row(fake, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FAKE_1", "hang")
+    path = tmp_path / "hang.toml"
+    path.write_text('[[case]]\nname = "hangs"\nseed = 1\nadapters = ["fake"]\nsteps = 3\ntimeout = 2\n'
+                    'dtypes = ["float64", "float32"]\ndevices = ["cpu"]\n')
+    result = run_suite(path, out=None)
+    assert result.summary["status"].tolist() == ["error", "error"]
+    assert result.summary["reason"].str.contains("timed out after 2 s").all()
