@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         result = run_suite(suite, adapters=_split(args.adapter), devices=devices, dtypes=dtypes,
                            cases=_split(args.case), out=args.out, jobs=args.jobs, progress=update)
     Console().print(summary_table(result.summary))
-    for line in summary_notes(result.summary):
+    for line in [*summary_notes(result.summary), *summary_warnings(result.summary)]:
         print(line)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
     print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ "
@@ -135,6 +135,25 @@ def summary_notes(summary, limit: int = 20) -> list[str]:
         lines.append(f"  {case} / {adapter} [{where}]: {text}")
     if len(lines) > limit:
         lines = [*lines[:limit], f"  ... and {len(lines) - limit} more (see summary.parquet)"]
+    return lines
+
+
+def summary_warnings(summary, limit: int = 10) -> list[str]:
+    """One line per distinct silent rewrite (the ``warnings`` column), naming the adapters and cases."""
+    from .runner import WARNING_SEPARATOR
+
+    seen: dict[str, dict[str, list[str]]] = {}
+    for r in summary.itertuples():
+        for text in filter(None, str(r.warnings).split(WARNING_SEPARATOR)):
+            cases = seen.setdefault(text, {}).setdefault(r.adapter, [])
+            if r.case not in cases:
+                cases.append(r.case)
+    lines = []
+    for text, where in seen.items():
+        at = "; ".join(f"{a}: {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}" for a, c in where.items())
+        lines.append(f"  warning: {text} [{at}]")
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"  ... and {len(lines) - limit} more warnings (see summary.parquet)"]
     return lines
 
 

@@ -7,6 +7,10 @@ recorded snapshot against it (`harness.metrics`). Rows are written to the run
 folder as they arrive (``divergence.parquet``, ``summary.parquet``, ``env.json``;
 each rewritten atomically), so an interrupted run keeps what it finished.
 
+The ``warnings`` column lists what the framework silently rewrites or ignores in the
+arguments given (``epsilon=0`` becoming 1e-7 in tf_keras legacy, ``lr=`` ignored by
+tf_keras, a float32 clip factor on Keras' torch backend, ...), separated by `` | ``.
+
 Status of a summary row: ``ok`` (within tolerance at every recorded step),
 ``fail`` (the reason names the first quantity and step out of tolerance),
 ``unsupported`` (the framework cannot express the requested semantics or dtype),
@@ -46,10 +50,11 @@ from .suite import Case, Suite, load_suite
 from .worker import run_worker
 
 STATUSES = ("ok", "fail", "unsupported", "skipped", "error")
+WARNING_SEPARATOR = " | "
 FRAMEWORK_PACKAGES = ("torch", "tensorflow", "tf_keras", "keras", "jax", "jaxlib", "optax")
 SUMMARY_COLUMNS = [
     "suite", "case", "adapter", "framework", "preset", "device", "device_name", "dtype", "stream", "steps",
-    "status", "reason", "max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio", "tolerance",
+    "status", "reason", "warnings", "max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio", "tolerance",
     "worst_budget_ratio", "tolerance_used", "nonfinite_mismatch", *(f"{k}_budget_ratio" for k in STATE_KINDS),
     "seconds", "args",
 ]
@@ -188,6 +193,7 @@ def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[
         "suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
         "preset": info.preset, "device": planned.device, "dtype": planned.dtype,
         "stream": planned.case.stream.label(), "steps": planned.case.steps, "status": status, "reason": reason,
+        "warnings": WARNING_SEPARATOR.join(planned.spec.notes) if planned.spec is not None else "",
         "args": json.dumps(planned.task.kwargs if planned.task else planned.case.spec.knobs() if planned.case.spec
                            else {}, sort_keys=True, default=str),
     }

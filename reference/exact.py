@@ -94,20 +94,25 @@ class _Exact:
 
     def _clip(self, g):
         s = self.s
+
+        def r(x):  # the framework's float32 clip constants and factors, if it has them
+            return self.hyper("clip", float(x)) if "clip" in s.hyperparam_rounding else x
+
         if s.clipvalue is not None:
-            c = mpmath.mpf(s.clipvalue)
+            c = r(mpmath.mpf(s.clipvalue))
             g = [[min(max(x, -c), c) for x in row] for row in g]
         if s.clipnorm is not None:
-            c = mpmath.mpf(s.clipnorm)
+            c = r(mpmath.mpf(s.clipnorm))
             out = []
             for row in g:
                 norm = mpmath.sqrt(mpmath.fsum(x * x for x in row))
-                out.append([x * c / max(norm, c) for x in row])
+                out.append([x * c / r(max(norm, c)) for x in row])
             g = out
         if s.global_clipnorm is not None:
-            c = mpmath.mpf(s.global_clipnorm)
+            c = r(mpmath.mpf(s.global_clipnorm))
             norm = mpmath.sqrt(mpmath.fsum(x * x for row in g for x in row))
-            g = [[x * c / max(norm, c) for x in row] for row in g]
+            scale = r(c * r(min(1 / norm, r(1 / c))))
+            g = [[x * scale for x in row] for row in g]
         return g
 
     def _update(self, g, lr) -> None:

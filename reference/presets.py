@@ -147,6 +147,9 @@ def _keras3(
                          "is invalid, allowed an integer >= 2")
     ema = _keras_ema(fw, use_ema, ema_momentum, ema_overwrite_frequency, notes, "first_update")
     wd = None if weight_decay is None else _number(fw, "weight_decay", weight_decay)
+    if "clip" in rounding and any(v is not None for v in clips.values()):
+        notes.append("clipping on the torch backend runs in float32 even for float64 variables "
+                     "(Python floats become float32 tensors; ops.maximum/minimum return float32)")
     return RMSpropSpec(
         lr=lr_value,
         lr_schedule=schedule,
@@ -242,9 +245,11 @@ keras_jax = _keras3_signature(
     """Keras 3 on the JAX backend: as `keras`, but the weight decay factor stays exact.""",
 )
 keras_torch = _keras3_signature(
-    "keras_torch", "eps_then_sub", "multiplicative", frozenset({"lr", "weight_decay", "wd_factor"}),
+    "keras_torch", "eps_then_sub", "multiplicative",
+    frozenset({"lr", "weight_decay", "wd_factor", "clip"}),
     """Keras 3 on the torch backend (its own foreach code): centered ``(v + eps) - m^2``,
-    weight decay ``p *= 1 - wd*lr`` with the factor computed in float32.""",
+    weight decay ``p *= 1 - wd*lr`` with the factor computed in float32, and clipping with
+    float32 constants and factors (the backend's scalar conversion and ops.maximum/minimum).""",
 )
 
 
@@ -394,6 +399,38 @@ def tf1(
     )
 
 
+# -------------------------------------------------------------- TF raw ops
+def tf_raw(
+    lr: LearningRate,
+    rho: Number,
+    momentum: Number,
+    epsilon: Number,
+    centered: bool = False,
+    ms_init: Number = 0.0,
+) -> RMSpropSpec:
+    """`tf.raw_ops.ResourceApplyRMSProp` / `ResourceApplyCenteredRMSProp` (``centered``), the
+    fused C++ kernels that TF1 and the legacy Keras momentum path call: eps inside, lr in the
+    ``mom`` buffer (which always exists; with momentum 0 it holds ``lr*g/den``). The op has
+    no defaults: lr, rho, momentum and epsilon are its scalar inputs, in the variable's
+    dtype; ``ms_init`` is the caller's initial mean square (TF1 uses 1)."""
+    fw = "tf_raw"
+    lr_value, schedule = _lr(fw, "lr", lr)
+    return RMSpropSpec(
+        lr=lr_value,
+        lr_schedule=schedule,
+        decay=_number(fw, "rho", rho, high=1.0),
+        eps=_number(fw, "epsilon", epsilon),
+        eps_placement="inside",
+        initial_accumulator=_number(fw, "ms_init", ms_init),
+        centered=_flag(fw, "centered", centered),
+        centered_order="sub_then_eps",
+        momentum=_number(fw, "momentum", momentum),
+        lr_placement="in_buffer",
+        hyperparam_rounding="exact",
+        framework=fw,
+    )
+
+
 # --------------------------------------------------------------------- Optax
 def optax(
     learning_rate: LearningRate,
@@ -441,12 +478,14 @@ PRESETS: dict[str, Callable[..., RMSpropSpec]] = {
     "tf_keras": tf_keras,
     "tf_keras_legacy": tf_keras_legacy,
     "tf1": tf1,
+    "tf_raw": tf_raw,
     "optax": optax,
 }
 
 #: Arguments a preset needs when the framework has no default (required lr).
 REQUIRED_DEFAULTS: dict[str, dict[str, Any]] = {
     "tf1": {"learning_rate": 0.001},
+    "tf_raw": {"lr": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7},
     "optax": {"learning_rate": 0.001},
 }
 

@@ -81,17 +81,19 @@ def learning_rate(spec: RMSpropSpec, count: int, lr: float | None = None) -> flo
 
 def clip(spec: RMSpropSpec, grads: list[np.ndarray]) -> list[np.ndarray]:
     """Value clip, then per-tensor norm clip, then global norm clip (each if set)."""
+    r = lambda x: spec.rounded("clip", x)  # noqa: E731 - identity unless the framework clips in float32
     if spec.clipvalue is not None:
-        grads = [np.clip(g, -spec.clipvalue, spec.clipvalue) for g in grads]
+        v = r(spec.clipvalue)
+        grads = [np.clip(g, -v, v) for g in grads]
     if spec.clipnorm is not None:
-        c = spec.clipnorm
-        grads = [g * (c / max(float(np.linalg.norm(g.ravel())), c)) for g in grads]
+        c = r(spec.clipnorm)
+        grads = [g * c / r(max(float(np.linalg.norm(g.ravel())), c)) for g in grads]
     if spec.global_clipnorm is not None:
-        c = spec.global_clipnorm
+        c = r(spec.global_clipnorm)
         norm = np.sqrt(sum(np.sum(g * g) for g in grads))
         with np.errstate(divide="ignore", invalid="ignore"):
             # Keras' form c*min(1/N, 1/c) + (N - N): a NaN or inf norm poisons every gradient
-            scale = c * min(1 / norm, 1 / c) + (norm - norm)
+            scale = r(c * r(min(1 / norm, r(1 / c)))) + (norm - norm)
         grads = [g * scale for g in grads]
     return grads
 

@@ -27,7 +27,10 @@ EmaStart = Literal["first_update", "initial_params"]
 #: Hyperparameters that a framework may round to float32 before using them.
 #: ``wd_factor`` is the whole multiplicative factor ``1 - lr*wd`` evaluated in
 #: float32 (Keras on the torch backend computes it on a float32 lr variable).
-ROUNDABLE = ("lr", "decay", "eps", "momentum", "weight_decay", "wd_factor", "inverse_time_decay")
+#: ``clip`` is every clipping constant and factor (clipvalue, clipnorm, ``max(||g||, c)``,
+#: ``min(1/N, 1/c)`` and ``c*min(...)``): Keras' torch backend turns a Python float into a
+#: float32 tensor, and its ``ops.maximum``/``ops.minimum`` return float32, even for float64.
+ROUNDABLE = ("lr", "decay", "eps", "momentum", "weight_decay", "wd_factor", "inverse_time_decay", "clip")
 ROUNDING_ALIASES: dict[str, frozenset[str]] = {
     "exact": frozenset(),
     "lr_float32": frozenset({"lr"}),
@@ -198,6 +201,7 @@ class RMSpropSpec:
         relevant |= {"momentum"} if has_trace else set()
         relevant |= {"weight_decay", "wd_factor"} if self.weight_decay else set()
         relevant |= {"inverse_time_decay"} if self.inverse_time_decay else set()
+        relevant |= {"clip"} if (self.clipvalue, self.clipnorm, self.global_clipnorm) != (None,) * 3 else set()
         out["hyperparam_rounding"] = self.replace(
             hyperparam_rounding=self.hyperparam_rounding & relevant).rounding_label
         return out

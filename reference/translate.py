@@ -83,6 +83,9 @@ def _build(preset: str, spec: RMSpropSpec) -> dict[str, Any]:
     if preset == "tf1":
         return {"learning_rate": _lr(spec), "decay": spec.decay, "momentum": spec.momentum, "epsilon": spec.eps,
                 "centered": spec.centered}
+    if preset == "tf_raw":
+        return {"lr": _lr(spec), "rho": spec.decay, "momentum": spec.momentum, "epsilon": spec.eps,
+                "centered": spec.centered, "ms_init": spec.initial_accumulator}
     if preset == "optax":
         return {"learning_rate": _lr(spec), "decay": spec.decay, "eps": spec.eps,
                 "initial_scale": spec.initial_accumulator, "eps_in_sqrt": spec.effective_eps_placement == "inside",

@@ -56,10 +56,15 @@ _KERAS = _variants("keras", "keras.tensorflow", {}, [
 _KERAS_JAX = _variants("keras_jax", "keras.jax", {}, [
     {},
     {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
+    {"learning_rate": 0.01, "weight_decay": 0.05, "clipnorm": 1.0},
+    {"learning_rate": 0.01, "global_clipnorm": 2.0, "momentum": 0.5},
 ])
 _KERAS_TORCH = _variants("keras_torch", "keras.torch", {}, [
     {},
     {"learning_rate": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1},
+    {"learning_rate": 0.01, "weight_decay": 0.05, "clipvalue": 0.3},
+    {"learning_rate": 0.01, "global_clipnorm": 5.0, "centered": True},
+    {"learning_rate": 0.01, "clipnorm": 0.3, "momentum": 0.9},
 ])
 _TF_KERAS = _variants("tf_keras", "tf_keras", {}, [
     {},
@@ -67,7 +72,7 @@ _TF_KERAS = _variants("tf_keras", "tf_keras", {}, [
     {"learning_rate": 0.01, "clipnorm": 0.5, "clipvalue": 0.1},
     {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.8, "ema_overwrite_frequency": 5},
 ])
-_LEGACY = _variants("tf_keras_legacy", "tf_keras.legacy", {}, [
+_LEGACY = _variants("tf_keras_legacy", "tf_keras_legacy", {}, [
     {},
     {"learning_rate": 0.01, "centered": True},
     {"learning_rate": 0.01, "momentum": 0.9},
@@ -78,6 +83,13 @@ _TF1 = _variants("tf1", "tf1", {"learning_rate": 0.01}, [
     {},
     {"momentum": 0.9},
     {"centered": True, "momentum": 0.5, "decay": 0.95, "epsilon": 1e-6},
+])
+_TF1 += _variants("tf1", "tf1.function", {"learning_rate": 0.01}, [{"centered": True, "momentum": 0.9}])
+_TF_RAW = _variants("tf_raw", "tf.raw", {"lr": 0.01, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7}, [
+    {},
+    {"momentum": 0.9},
+    {"centered": True, "momentum": 0.5, "rho": 0.95, "epsilon": 1e-6},
+    {"centered": True, "ms_init": 1.0},
 ])
 _OPTAX = _variants("optax", "optax", {"learning_rate": 0.01}, [
     {},
@@ -94,10 +106,14 @@ _SCHEDULED = [
     Config("optax", {"learning_rate": 0.01, "momentum": 0.9}, "optax", schedule=True),
     Config("keras", {"learning_rate": 0.01, "momentum": 0.9}, "keras.tensorflow", schedule=True),
     Config("tf1", {"learning_rate": 0.01, "momentum": 0.9}, "tf1", schedule=True),
+    Config("tf1", {"learning_rate": 0.01, "momentum": 0.9}, "tf1.function", schedule=True),
+    Config("tf_raw", {"lr": 0.01, "rho": 0.9, "momentum": 0.9, "epsilon": 1e-7}, "tf.raw", schedule=True),
+    Config("keras_torch", {"learning_rate": 0.01, "momentum": 0.9, "weight_decay": 0.1}, "keras.torch",
+           schedule=True),
 ]
 
 CONFIGS: list[Config] = [*_TORCH, *_KERAS, *_KERAS_JAX, *_KERAS_TORCH, *_TF_KERAS, *_LEGACY, *_TF1,
-                         *_OPTAX, *_SCHEDULED]
+                         *_TF_RAW, *_OPTAX, *_SCHEDULED]
 
 #: Configurations where rounding is amplified beyond any a-priori budget (see
 #: reference.exact.sensitivity); tests that bound rounding error skip these.

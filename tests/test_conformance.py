@@ -40,13 +40,29 @@ def test_default_suite_every_framework_ok_against_its_own_preset(default_run) ->
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ran = summary[summary["status"] == "ok"]
     assert set(ran["dtype"]) == {"float32", "float64"}
-    installed = {a for a, m in {"torch.single": "torch", "torch.foreach": "torch", "optax": "optax",
-                                "keras.tensorflow": "tensorflow"}.items() if importlib.util.find_spec(m)}
+    needs = {"torch.single": "torch", "torch.foreach": "torch", "optax": "optax", "keras.tensorflow": "tensorflow",
+             "keras.jax": "jax", "keras.torch": "torch", "tf_keras": "tf_keras", "tf_keras_legacy": "tf_keras",
+             "tf1": "tensorflow", "tf1.function": "tensorflow", "tf.raw": "tensorflow"}
+    installed = {a for a, m in needs.items() if importlib.util.find_spec(m)}
     assert installed <= set(ran["adapter"])
+    for adapter in installed:  # every adapter is ok against its preset in float32 and float64
+        assert set(ran.loc[ran["adapter"] == adapter, "dtype"]) == {"float32", "float64"}, adapter
     assert set(summary["status"]) <= {"ok", "unsupported", "skipped"}
     unsupported = summary[summary["status"] == "unsupported"]
-    assert set(unsupported["case"]) == {"matched-eps-inside", "matched-eps-outside"}
+    assert set(unsupported["case"]) == {"matched-eps-inside", "matched-eps-outside", "matched-tf1"}
     assert (ran["tolerance_used"] < 1).all() and (ran["worst_budget_ratio"] > 0).all()
+
+
+def test_silent_rewrites_are_warnings(default_run) -> None:
+    proc, summary = default_run
+    rows = summary[summary["case"] == "silent-rewrites"].set_index("adapter")["warnings"]
+    if "tf_keras_legacy" in rows:
+        assert "epsilon=0 is silently replaced by backend epsilon 1e-7" in rows["tf_keras_legacy"]
+        assert "warning: epsilon=0 is silently replaced" in proc.stdout
+    if "tf_keras" in rows:
+        assert "lr= is deprecated and silently IGNORED" in rows["tf_keras"]
+    own = summary[(summary["case"] == "own-defaults") & summary["adapter"].str.startswith("torch")]
+    assert (own["warnings"] == "").all()
 
 
 def test_state_is_compared_where_the_framework_has_it(default_run) -> None:

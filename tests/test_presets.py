@@ -28,6 +28,9 @@ SIGNATURES = {
               "eps_in_sqrt": True, "centered": False, "momentum": None, "nesterov": False,
               "bias_correction": False},
 }
+SIGNATURES["tf_raw"] = {"lr": inspect.Parameter.empty, "rho": inspect.Parameter.empty,
+                        "momentum": inspect.Parameter.empty, "epsilon": inspect.Parameter.empty,
+                        "centered": False, "ms_init": 0.0}  # the op's inputs; centered picks the op
 SIGNATURES["keras_jax"] = SIGNATURES["keras_torch"] = SIGNATURES["keras"]
 
 
@@ -50,15 +53,15 @@ def test_unknown_argument_is_a_type_error(name: str) -> None:
         presets.PRESETS[name](**presets.REQUIRED_DEFAULTS.get(name, {}), betas=(0.9, 0.99))
 
 
-@pytest.mark.parametrize("name", ["tf1", "optax"])
+@pytest.mark.parametrize("name", ["tf1", "tf_raw", "optax"])
 def test_required_learning_rate(name: str) -> None:
     with pytest.raises(TypeError):
         presets.PRESETS[name]()
 
 
-LR = {"torch": "lr"}
+LR = {"torch": "lr", "tf_raw": "lr"}
 DECAY = {"torch": "alpha", "keras": "rho", "keras_jax": "rho", "keras_torch": "rho", "tf_keras": "rho",
-         "tf_keras_legacy": "rho", "tf1": "decay", "optax": "decay"}
+         "tf_keras_legacy": "rho", "tf1": "decay", "tf_raw": "rho", "optax": "decay"}
 EPS = {"torch": "eps", "optax": "eps"}
 
 
@@ -86,6 +89,9 @@ def test_semantics_of_each_preset() -> None:
     assert presets.keras(weight_decay=None).weight_decay_mode == "none"
     tf1 = presets.tf1(0.01)
     assert tf1.initial_accumulator == 1.0 and tf1.rounding_label == "float32:lr,decay,eps,momentum"
+    raw = presets.tf_raw(0.01, 0.9, 0.0, 1e-7, centered=True, ms_init=1.0)
+    assert (raw.eps_placement, raw.lr_placement, raw.initial_accumulator, raw.rounding_label) == \
+        ("inside", "in_buffer", 1.0, "exact")
     o = presets.optax(0.01, eps_in_sqrt=False, momentum=0.9, nesterov=True, bias_correction=True,
                       initial_scale=1.0)
     assert (o.eps_placement, o.nesterov, o.bias_correction, o.initial_accumulator) == \

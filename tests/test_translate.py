@@ -24,6 +24,7 @@ def test_a_preset_translates_back_to_itself(cfg) -> None:
     ("torch", RMSpropSpec(eps_placement="inside"), "eps_placement=inside"),
     ("keras", presets.torch(), "eps_placement=outside"),
     ("tf1", presets.keras(), "initial_accumulator=0.0"),
+    ("tf_raw", presets.keras(weight_decay=0.1), "weight_decay_mode=decoupled"),
     ("keras", presets.optax(1e-3, bias_correction=True), "bias_correction=True"),
     ("optax", presets.torch(weight_decay=0.1), "weight_decay_mode=coupled"),
     ("keras", presets.torch(momentum=0.9, eps=0.0).replace(eps_placement="inside"), "lr_placement=after_buffer"),
@@ -41,3 +42,6 @@ def test_cross_framework_translations_that_exist() -> None:
     assert legacy == {"learning_rate": 0.01, "rho": 0.99, "momentum": 0.0, "epsilon": 1e-8, "centered": False}
     keras_like = presets.keras(learning_rate=1e-3, momentum=0.9, centered=True)
     assert native_args("optax", keras_like)["momentum"] == 0.9
+    tf1_like = presets.tf1(1e-3, momentum=0.9)  # the fused kernel with ms_init=1 is TF1
+    assert native_args("tf_raw", tf1_like) == {"lr": 1e-3, "rho": 0.9, "momentum": 0.9, "epsilon": 1e-10,
+                                               "centered": False, "ms_init": 1.0}

@@ -61,8 +61,10 @@ ADAPTERS: dict[str, AdapterInfo] = {
         _info("keras.jax", f"{_K}:KerasJax", "keras_jax", "keras", KERAS_BACKEND="jax", JAX_ENABLE_X64="1"),
         _info("keras.torch", f"{_K}:KerasTorch", "keras_torch", "keras", KERAS_BACKEND="torch"),
         _info("tf_keras", f"{_TF}:TFKeras", "tf_keras", "tf_keras"),
-        _info("tf_keras.legacy", f"{_TF}:TFKerasLegacy", "tf_keras_legacy", "tf_keras_legacy"),
+        _info("tf_keras_legacy", f"{_TF}:TFKerasLegacy", "tf_keras_legacy", "tf_keras_legacy"),
         _info("tf1", f"{_TF}:TF1", "tf1", "tf1"),
+        _info("tf1.function", f"{_TF}:TF1Function", "tf1", "tf1"),
+        _info("tf.raw", f"{_TF}:TFRaw", "tf_raw", "tf_raw"),
         _info("optax", "harness.adapters.optax_adapter:Optax", "optax", "optax", JAX_ENABLE_X64="1"),
     )
 }

@@ -1,4 +1,5 @@
-"""TensorFlow-side optimizers: tf_keras (new), tf_keras legacy and TF1 ``RMSPropOptimizer``."""
+"""TensorFlow-side optimizers: tf_keras (new), tf_keras legacy, TF1 ``RMSPropOptimizer`` (eager and in a
+``tf.function``) and the fused kernels ``tf.raw_ops.ResourceApply(Centered)RMSProp``."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class _TensorFlow(Adapter):
         """Set the learning rate of the next step (a schedule)."""
         opt.learning_rate = lr
 
+    def step(self, opt, grads: list, variables: list) -> None:
+        """One optimizer step."""
+        opt.apply_gradients(zip(grads, variables, strict=True))
+
     def slots(self, opt, variables) -> dict[str, list]:
         """State kind -> one slot variable per parameter (TF1/legacy slot names)."""
         names = {"rms": "nu", "mg": "mu", "momentum": "trace"}
@@ -58,7 +63,7 @@ class _TensorFlow(Adapter):
                 if task.lrs is not None:
                     self.set_lr(opt, task.lr(t))
                 tensors = [tf.constant(grads[n], dtype=dtype) for n in names]
-                opt.apply_gradients(zip(tensors, variables, strict=True))
+                self.step(opt, tensors, variables)
                 if t in record:
                     state = {k: {n: as_float64(tf.cast(s, tf.float64).numpy())
                                  for n, s in zip(names, slots, strict=True) if s is not None}
@@ -86,7 +91,7 @@ class TFKeras(_TensorFlow):
 
 
 class TFKerasLegacy(_TensorFlow):
-    name = "tf_keras.legacy"
+    name = "tf_keras_legacy"
 
     def optimizer(self, kwargs, scheduled):
         import tf_keras
@@ -108,3 +113,78 @@ class TF1(_TensorFlow):
 
     def set_lr(self, opt, lr: float) -> None:
         self._lr = lr
+
+
+class TF1Function(_TensorFlow):
+    """TF1's optimizer traced into one ``tf.function`` (graph mode), as TF2 code runs it."""
+
+    name = "tf1.function"
+
+    def optimizer(self, kwargs, scheduled):
+        import tensorflow as tf
+
+        if scheduled:  # a Python callable would be frozen at trace time; a float32 variable is read per call,
+            # and float32 is what TF1 makes of a Python float lr anyway (convert_to_tensor)
+            self._lr_var = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+            kwargs = {**kwargs, "learning_rate": self._lr_var}
+        return tf.compat.v1.train.RMSPropOptimizer(**kwargs)
+
+    def step(self, opt, grads, variables):
+        import tensorflow as tf
+
+        if getattr(self, "_opt", None) is not opt:  # trace once per optimizer (per task)
+            def apply(gs):
+                opt.apply_gradients(zip(gs, variables, strict=True))
+
+            self._opt, self._apply = opt, tf.function(apply)
+        self._apply(grads)
+
+    def set_lr(self, opt, lr: float) -> None:
+        self._lr_var.assign(lr)
+
+
+class TFRaw(_TensorFlow):
+    """The fused kernels called directly: ``ResourceApplyRMSProp`` or, centered,
+    ``ResourceApplyCenteredRMSProp``, with scalar inputs in the variable dtype."""
+
+    name = "tf.raw"
+
+    def available(self) -> str | None:
+        return missing("tensorflow")
+
+    def versions(self) -> dict[str, str | None]:
+        return {"tensorflow": package_version("tensorflow")}
+
+    def run(self, task: Task) -> Iterator[Snapshot]:
+        import tensorflow as tf
+
+        kw = task.kwargs
+        dtype = tf.as_dtype(task.dtype)
+        names = list(task.shapes)
+        record = set(task.record_steps)
+        centered = bool(kw.get("centered", False))
+        scalar = lambda x: tf.constant(x, dtype=dtype)  # noqa: E731 - inputs must have the var dtype
+        with tf.device("/GPU:0" if task.device == "gpu" else "/CPU:0"):
+            var = {n: tf.Variable(a, dtype=dtype) for n, a in task.initial().items()}
+            ms = {n: tf.Variable(tf.fill(shape, scalar(kw.get("ms_init", 0.0)))) for n, shape in task.shapes.items()}
+            mom = {n: tf.Variable(tf.zeros(shape, dtype)) for n, shape in task.shapes.items()}
+            mg = {n: tf.Variable(tf.zeros(shape, dtype)) for n, shape in task.shapes.items()} if centered else {}
+            rho, momentum, epsilon = scalar(kw["rho"]), scalar(kw["momentum"]), scalar(kw["epsilon"])
+            for t, grads in task.gradients():
+                lr = scalar(task.lr(t) if task.lrs is not None else kw["lr"])
+                for n in names:
+                    g = tf.constant(grads[n], dtype=dtype)
+                    common = dict(var=var[n].handle, ms=ms[n].handle, mom=mom[n].handle, lr=lr, rho=rho,
+                                  momentum=momentum, epsilon=epsilon, grad=g)
+                    if centered:
+                        tf.raw_ops.ResourceApplyCenteredRMSProp(mg=mg[n].handle, **common)
+                    else:
+                        tf.raw_ops.ResourceApplyRMSProp(**common)
+                if t in record:
+                    host = lambda vs: {n: as_float64(tf.cast(v, tf.float64).numpy()) for n, v in vs.items()}  # noqa: E731
+                    state = {"nu": host(ms)}
+                    if centered:
+                        state["mu"] = host(mg)
+                    if kw["momentum"] > 0:  # with momentum 0 the buffer holds lr*g/den, not a trace
+                        state["trace"] = host(mom)
+                    yield Snapshot(t, host(var), state)
