@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a built-in suite (default, seed, edge, ...) or a suite TOML file (default: default)")
     run.add_argument("--adapter", action="append", metavar="NAME",
                      help="only these adapters: names or families (torch = torch.single, torch.foreach, ...); "
-                          "repeat or separate with commas")
+                          "a user adapter by entry-point name or as package.module:factory joins every case "
+                          "it fits; repeat or separate with commas")
     run.add_argument("--device", action="append", metavar="DEVICE",
                      help="run on these devices instead of the cases' own: cpu, gpu (cuda)")
     run.add_argument("--dtype", action="append", metavar="DTYPE",
@@ -83,6 +84,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs} must be >= 1")
     suite = load_suite(args.suite)
+    if args.adapter:  # user adapters are described (a subprocess) before the progress bar starts
+        from .adapters import resolve
+
+        resolve(_split(args.adapter))
     console = Console(stderr=True)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console,

@@ -43,7 +43,7 @@ from reference import RMSpropSpec
 from reference.budget import run_tolerance, state_tolerance
 from reference.translate import Unsupported
 
-from .adapters import ADAPTERS, STATE_KINDS, Task, resolve
+from .adapters import ADAPTERS, BUILTIN, STATE_KINDS, Task, resolve
 from .adapters._common import cpu_name, package_version
 from .metrics import ReferencePoint, divergence, record_steps, reference_points
 from .suite import Case, Suite, load_suite
@@ -115,16 +115,18 @@ def plan(
     """Every task of ``suite``; ``adapters`` filters (names or families), ``devices`` and
     ``dtypes`` replace the cases' own, ``cases`` filters by name (shell patterns)."""
     try:
-        wanted = set(resolve(adapters)) if adapters else None
+        selected = resolve(adapters) if adapters else None
     except KeyError as exc:
         raise RunError(str(exc.args[0])) from None
+    wanted = set(selected) if selected else None
+    users = [a for a in selected or [] if a not in BUILTIN]  # user adapters join the cases they fit
     out: list[Planned] = []
     for case in suite.cases:
         if cases and not any(fnmatch.fnmatchcase(case.name, p) for p in cases):
             continue
         params0, lrs = case.params0(), case.lrs()
         steps = record_steps(case.steps, case.records)
-        for adapter in case.adapters:
+        for adapter in (*case.adapters, *(u for u in users if u not in case.adapters and _joins(case, u))):
             if wanted is not None and adapter not in wanted:
                 continue
             if devices:
@@ -151,6 +153,15 @@ def plan(
     return out
 
 
+def _joins(case: Case, adapter: str) -> bool:
+    """Whether a user adapter named on the command line runs in ``case``: wherever the case's
+    semantics reach it (a ``spec``, no arguments at all, or arguments for its family), or
+    where an adapter of its family runs."""
+    family = ADAPTERS[adapter].family
+    return (case.spec is not None or case.args is None or family in case.args
+            or any(ADAPTERS[a].family == family for a in case.adapters))
+
+
 # -------------------------------------------------------------------- verdict
 def _verdict(rows: list[dict]) -> tuple[str, str, float]:
     """(status, reason, tolerance_used) from the divergence rows of one task."""
@@ -165,6 +176,10 @@ def _verdict(rows: list[dict]) -> tuple[str, str, float]:
                 first = f"{what}: {int(nonfinite)} positions non-finite on one side only at step {row['step']}"
             elif first is None and ratio > tol:
                 first = f"{what}: {ratio:.3g} budgets > tolerance {tol:.3g} at step {row['step']}"
+                prefix = "" if what == "parameters" else f"{what.split()[-1]}_"
+                if not pd.isna(row.get(f"{prefix}max_rel_err")):
+                    first += (f" (max abs err {row[f'{prefix}max_abs_err']:.3g}, "
+                              f"max rel err {row[f'{prefix}max_rel_err']:.3g})")
     if first is not None:
         return "fail", first, used
     return "ok", f"within {used:.1%} of the rounding tolerance", used

@@ -16,8 +16,10 @@ sinks the run.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pickle
+import re
 import select
 import struct
 import subprocess
@@ -55,7 +57,8 @@ def run_worker(
     for info in infos:
         env.update(info.env)
     root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # the current directory too: a user adapter given as package.module:factory is found as it is here
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.getcwd(), env.get("PYTHONPATH")) if p)
     targets = {i.name: i.target for i in infos}
     pending = list(range(len(tasks)))
     while pending:
@@ -158,9 +161,69 @@ def _send(fd: int, message: tuple) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}{where}"[:500]
+
+
+def _instantiate(target: str):
+    """``"module:attr"`` (attr may be dotted): the adapter that class or factory returns."""
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj()
+
+
+def describe(target: str, env: dict[str, str] | None = None, python: str = sys.executable,
+             timeout: float = STARTUP_GRACE) -> dict[str, Any]:
+    """The class attributes of a user adapter, read in a subprocess (its module imports its
+    framework); `KeyError` with one line when it cannot be loaded or is not an adapter."""
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", target):
+        raise KeyError(f"adapter {target!r}: expected package.module:factory")
+    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    root = str(Path(__file__).resolve().parent.parent)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.getcwd(), full_env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.run([python, "-m", "harness.worker", "--describe", target], env=full_env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise KeyError(f"adapter {target}: importing it took more than {timeout:.0f} s") from None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise KeyError(f"adapter {target}: describe exited with code {proc.returncode}: {tail}")
+    meta = json.loads(lines[-1])
+    if "error" in meta:
+        raise KeyError(f"adapter {target}: {meta['error']}")
+    return meta
+
+
+def _describe_main(target: str) -> int:
+    from reference import presets
+
+    try:
+        adapter = _instantiate(target)
+        missing = [m for m in ("name", "available", "run", "devices", "unsupported") if not hasattr(adapter, m)]
+        if missing:
+            raise TypeError(f"{type(adapter).__name__} is not an adapter (no {', '.join(missing)}); "
+                            "subclass harness.adapters.Adapter")
+        preset = getattr(adapter, "preset", "spec")
+        if preset not in presets.PRESETS:
+            raise ValueError(f"preset {preset!r} is not one of {', '.join(presets.PRESETS)}")
+        name = str(adapter.name)
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise ValueError(f"name {name!r}: use letters, digits and _.+-")
+        kinds = tuple(getattr(adapter, "device_kinds", ("cpu", "gpu")))
+        if not kinds or any(k not in ("cpu", "gpu") for k in kinds):
+            raise ValueError(f"device_kinds {kinds!r}: a tuple from cpu, gpu")
+        meta = {"name": name, "preset": preset, "family": getattr(adapter, "family", None) or preset,
+                "env": {str(k): str(v) for k, v in dict(getattr(adapter, "env", {}) or {}).items()},
+                "devices": list(kinds)}
+    except Exception as exc:
+        meta = {"error": f"cannot load: {_describe(exc)}"}
+    print(json.dumps(meta), flush=True)
+    return 0
 
 
 def _load(targets: dict[str, str]) -> tuple[dict, dict]:
@@ -168,8 +231,9 @@ def _load(targets: dict[str, str]) -> tuple[dict, dict]:
     adapters, status = {}, {}
     for name, target in targets.items():
         try:
-            module, cls = target.split(":", 1)
-            adapter = getattr(importlib.import_module(module), cls)()
+            adapter = _instantiate(target)
+            if getattr(adapter, "name", None) != name:
+                adapter.name = name  # an entry point's name wins over the adapter's own
             reason = adapter.available()
             if reason is not None:
                 status[name] = ("skipped", reason)
@@ -223,4 +287,6 @@ def _main(request_path: str, fd: int) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--describe":
+        sys.exit(_describe_main(sys.argv[2]))
     sys.exit(_main(sys.argv[1], int(sys.argv[2])))

@@ -469,6 +469,15 @@ def optax(
     )
 
 
+# ---------------------------------------------------------- the knobs as-is
+def spec(**knobs: Any) -> RMSpropSpec:
+    """`RMSpropSpec`'s own knobs, for an implementation that takes the semantics directly
+    (a user-supplied kernel): ``spec(lr=1e-3, eps_placement="outside", momentum=0.9)``."""
+    allowed = [k for k in RMSpropSpec().knobs() if k not in ("effective_eps_placement", "framework")]
+    _unknown("spec", {k: v for k, v in knobs.items() if k not in allowed})
+    return RMSpropSpec(**knobs)
+
+
 #: Every preset by name, in the order `explain` shows them.
 PRESETS: dict[str, Callable[..., RMSpropSpec]] = {
     "torch": torch,
@@ -480,6 +489,7 @@ PRESETS: dict[str, Callable[..., RMSpropSpec]] = {
     "tf1": tf1,
     "tf_raw": tf_raw,
     "optax": optax,
+    "spec": spec,
 }
 
 #: Arguments a preset needs when the framework has no default (required lr).

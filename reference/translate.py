@@ -91,6 +91,13 @@ def _build(preset: str, spec: RMSpropSpec) -> dict[str, Any]:
                 "initial_scale": spec.initial_accumulator, "eps_in_sqrt": spec.effective_eps_placement == "inside",
                 "centered": spec.centered, "momentum": spec.momentum or None,
                 "nesterov": spec.nesterov, "bias_correction": spec.bias_correction}
+    if preset == "spec":  # the knobs themselves: everything that differs from the defaults
+        default = RMSpropSpec()
+        args = {k: getattr(spec, k) for k in spec.knobs()
+                if k not in ("effective_eps_placement", "framework") and getattr(spec, k) != getattr(default, k)}
+        if "hyperparam_rounding" in args:
+            args["hyperparam_rounding"] = sorted(args["hyperparam_rounding"])
+        return args
     raise KeyError(f"unknown preset {preset!r}; known: {', '.join(presets.PRESETS)}")
 
 

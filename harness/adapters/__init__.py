@@ -1,8 +1,14 @@
 """The adapter registry: names, where each adapter lives, its preset and its process environment.
 
 Nothing here imports a framework. An adapter (see `base.Adapter`) is created
-inside a worker process from ``target`` (``"module:Class"``); adapters with the
-same module and environment share one worker process.
+inside a worker process from ``target`` (``"module:Class"`` or ``"module:factory"``);
+adapters with the same module and environment share one worker process.
+
+User-supplied adapters join the registry on first use, by entry point (group
+``rmsprop_harness.adapters``, name -> ``package.module:factory``) or by target
+(``--adapter package.module:factory``). Their module is imported only in a
+subprocess (`harness.worker.describe`), which reports the class attributes the
+driver needs: name, preset, family, env and device kinds.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from dataclasses import dataclass, field
 
 from .base import STATE_KINDS, Adapter, Snapshot, Task
 
-__all__ = ["ADAPTERS", "STATE_KINDS", "Adapter", "AdapterInfo", "Snapshot", "Task", "resolve"]
+__all__ = ["ADAPTERS", "BUILTIN", "ENTRY_POINT_GROUP", "STATE_KINDS", "Adapter", "AdapterInfo", "Snapshot", "Task",
+           "entry_points", "register_user_adapter", "resolve"]
+
+ENTRY_POINT_GROUP = "rmsprop_harness.adapters"
 
 # Conformance runs are single-threaded per worker: the frameworks otherwise fight over
 # the cores, and elementwise results do not depend on the thread count.
@@ -70,14 +79,61 @@ ADAPTERS: dict[str, AdapterInfo] = {
 }
 
 
+BUILTIN = frozenset(ADAPTERS)
+_USER_TARGETS: dict[str, str] = {}  # target -> registered name
+
+
+def entry_points() -> dict[str, str]:
+    """Installed user adapters: entry-point name -> ``"module:factory"``."""
+    from importlib.metadata import entry_points as installed
+
+    return {ep.name: ep.value for ep in installed(group=ENTRY_POINT_GROUP)}
+
+
+def register_user_adapter(target: str, name: str | None = None) -> AdapterInfo:
+    """Describe ``target`` (``"package.module:factory"``) in a subprocess and add it to `ADAPTERS`.
+
+    ``name`` (an entry point's name) overrides the adapter's own ``name``. `KeyError` with
+    one line when the target cannot be imported, is not an adapter, or clashes with a name."""
+    if target in _USER_TARGETS and (name is None or _USER_TARGETS[target] == name):
+        return ADAPTERS[_USER_TARGETS[target]]
+    from ..worker import describe
+
+    meta = describe(target, {**_ONE_THREAD})
+    name = name or meta["name"]
+    if name in ADAPTERS and ADAPTERS[name].target != target:
+        raise KeyError(f"adapter {target}: its name {name!r} is already taken by {ADAPTERS[name].target}")
+    info = AdapterInfo(name, target, meta["preset"], meta["family"], {**_ONE_THREAD, **meta["env"]},
+                       tuple(meta["devices"]))
+    ADAPTERS[name] = info
+    _USER_TARGETS[target] = name
+    return info
+
+
 def resolve(patterns: list[str], known: list[str] | None = None) -> list[str]:
-    """Adapter names matching ``patterns``: a full name (``torch.single``) or a family prefix
-    (``torch`` -> ``torch.single``, ``torch.foreach``, ...). `KeyError` names an unknown one."""
-    known = list(ADAPTERS) if known is None else known
+    """Adapter names matching ``patterns``: a full name (``torch.single``), a family prefix
+    (``torch`` -> ``torch.single``, ``torch.foreach``, ...), an installed entry point's name or
+    a ``package.module:factory`` target (both registered on first use). `KeyError` names an
+    unknown one."""
     out: list[str] = []
     for pattern in patterns:
-        hits = [a for a in known if a == pattern or a.startswith(pattern + ".")]
+        names = list(ADAPTERS) if known is None else known
+        hits = [a for a in names if a == pattern or a.startswith(pattern + ".")]
+        if not hits and known is None:
+            hits = _user(pattern)
         if not hits:
-            raise KeyError(f"unknown adapter {pattern!r}; known: {', '.join(known)}")
+            plugins = sorted(entry_points())
+            extra = f"; installed entry points: {', '.join(plugins)}" if plugins else ""
+            raise KeyError(f"unknown adapter {pattern!r}; known: {', '.join(names)}{extra} "
+                           "(or give package.module:factory)")
         out += [h for h in hits if h not in out]
     return out
+
+
+def _user(pattern: str) -> list[str]:
+    if ":" in pattern:
+        return [register_user_adapter(pattern).name]
+    plugins = entry_points()
+    if pattern in plugins:
+        return [register_user_adapter(plugins[pattern], pattern).name]
+    return []

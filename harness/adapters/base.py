@@ -67,11 +67,21 @@ class Snapshot:
 
 
 class Adapter:
-    """Base class: subclasses set the class attributes and implement `available` and `run`."""
+    """Base class: subclasses set the class attributes and implement `available` and `run`.
+
+    A user-supplied adapter (see the README) also sets ``preset``: the semantics it claims,
+    which names the arguments it receives (``task.kwargs``, from ``args.<family>`` of a case
+    or translated from a case's ``spec``) and the reference it is judged against. ``"spec"``
+    means `RMSpropSpec`'s own knobs; ``"torch"``, ``"keras"``, ... a framework's arguments.
+    """
 
     name: ClassVar[str]
     framework: ClassVar[str]  # the Python package whose version is reported
     dtypes: ClassVar[tuple[str, ...]] = ("float32", "float64")
+    preset: ClassVar[str] = "spec"  # user adapters: the semantics and argument names (reference.presets)
+    family: ClassVar[str | None] = None  # which args.<family> of a case it takes; default: the preset's name
+    env: ClassVar[dict[str, str]] = {}  # environment its worker process needs (set before any import)
+    device_kinds: ClassVar[tuple[str, ...]] = ("cpu", "gpu")  # where it can run at all
 
     def available(self) -> str | None:
         """None when the adapter can run here, else the reason it cannot."""
