@@ -1,9 +1,4 @@
-"""A user-supplied adapter: your own RMSprop judged like the frameworks (a CUDA or Triton kernel plugs in alike).
-
-    rmsprop-harness run --adapter examples.my_rmsprop:make_adapter        # ok: torch's semantics, float32 and float64
-    rmsprop-harness run --adapter examples.my_rmsprop:make_buggy_adapter  # fail: eps 1e-7 where 1e-8 was asked
-"""
-
+# my_rmsprop.py: your RMSprop (NumPy here; call your CUDA/Triton kernel instead) as a harness adapter
 import numpy as np
 
 from harness.adapters import Adapter, Snapshot
@@ -12,48 +7,47 @@ from harness.adapters import Adapter, Snapshot
 class MyRMSprop(Adapter):
     name = "my_rmsprop"
     framework = "numpy"  # the package whose version the report records
-    preset = "torch"  # the semantics it claims: it gets each case's torch arguments and torch's reference
+    preset = "torch"  # the semantics claimed: each case's torch arguments, judged against torch's reference
     dtypes = ("float32", "float64")
 
-    def __init__(self, eps_override: float | None = None):
-        self.eps_override = eps_override
+    def available(self):  # None, or why it cannot run here (its rows are then skipped with that reason)
+        return None
 
-    def available(self):
-        return None  # or why it cannot run here, e.g. "needs a CUDA GPU": its rows are then skipped
-
-    def unsupported(self, task):
-        extra = sorted(k for k, v in task.kwargs.items() if v and k not in ("lr", "alpha", "eps", "momentum",
-                                                                           "weight_decay"))
-        return f"unsupported: {extra[0]} ({self.name} implements lr, alpha, eps, momentum)" if extra else \
-            super().unsupported(task)
+    def unsupported(self, task):  # a knob this kernel lacks gives an unsupported row, never a wrong run
+        lacking = [k for k, v in task.kwargs.items() if v and k not in ("lr", "alpha", "eps", "momentum",
+                                                                           "weight_decay")]
+        return f"unsupported: {lacking[0]}" if lacking else super().unsupported(task)
 
     def run(self, task):
         kw = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "weight_decay": 0.0, **task.kwargs}
-        eps = self.eps_override or kw["eps"]
-        params = task.initial()  # NumPy arrays in the run dtype; task.gradients() yields the same bits to everyone
-        sq = {n: np.zeros_like(p) for n, p in params.items()}
-        buf = {n: np.zeros_like(p) for n, p in params.items()}
-        for t, grads in task.gradients():
+        p = task.initial()  # NumPy arrays, already in the run dtype
+        v = {n: np.zeros_like(x) for n, x in p.items()}
+        b = {n: np.zeros_like(x) for n, x in p.items()}
+        for t, grads in task.gradients():  # the same bits every adapter and the reference get
             lr = kw["lr"] if task.lrs is None else task.lr(t)
-            for n, p in params.items():
-                g = grads[n] + kw["weight_decay"] * p
-                sq[n] = kw["alpha"] * sq[n] + (1 - kw["alpha"]) * g * g
-                step = g / (np.sqrt(sq[n]) + eps)
-                if kw["momentum"] > 0:
-                    buf[n] = kw["momentum"] * buf[n] + step
-                    step = buf[n]
-                params[n] = p - lr * step
-            if t in task.record_steps:  # parameters and state as float64, under the reference's names
-                state = {"nu": dict(sq), **({"trace": dict(buf)} if kw["momentum"] > 0 else {})}
-                yield Snapshot(t, {n: p.astype(np.float64) for n, p in params.items()},
-                               {k: {n: a.astype(np.float64) for n, a in v.items()} for k, v in state.items()})
+            for n, g in grads.items():
+                g = g + kw["weight_decay"] * p[n]
+                v[n] = kw["alpha"] * v[n] + (1 - kw["alpha"]) * g * g
+                b[n] = kw["momentum"] * b[n] + g / (np.sqrt(v[n]) + kw["eps"])
+                p[n] = p[n] - lr * b[n]
+            if t in task.record_steps:  # float64 copies; state under the reference's names (nu, mu, trace)
+                yield Snapshot(t, {n: x.astype(np.float64) for n, x in p.items()},
+                               {"nu": {n: x.astype(np.float64) for n, x in v.items()}})
 
 
-def make_adapter() -> MyRMSprop:
+def make_adapter():
     return MyRMSprop()
 
 
-def make_buggy_adapter() -> MyRMSprop:
-    adapter = MyRMSprop(eps_override=1e-7)
-    adapter.name = "my_rmsprop_buggy"
-    return adapter
+# -- not part of the README example: the same kernel with a deliberate bug, for the tests and the docs
+class BuggyRMSprop(MyRMSprop):
+    """eps 1e-7 where the arguments say 1e-8 (say, a hard-coded constant in a kernel)."""
+
+    name = "my_rmsprop_buggy"
+
+    def run(self, task):
+        yield from super().run(type(task)(**{**task.__dict__, "kwargs": {**task.kwargs, "eps": 1e-7}}))
+
+
+def make_buggy_adapter():
+    return BuggyRMSprop()

@@ -130,14 +130,26 @@ def summary_table(summary):
     return table
 
 
+def _cases(cases: list[str]) -> str:
+    shown = 2 if all(len(c) <= 40 for c in cases[:2]) else 1  # matrix case names are long
+    more = f" and {len(cases) - shown} more" if len(cases) > shown else ""
+    return ", ".join(cases[:shown]) + more
+
+
 def summary_notes(summary, limit: int = 20) -> list[str]:
-    """One line per distinct non-ok reason, naming the rows it applies to."""
+    """One line per failing or erroring case and adapter; one line per distinct unsupported or
+    skipped reason and adapter (a matrix suite repeats those over many cases)."""
     lines = []
-    bad = summary[summary["status"] != "ok"]
+    bad = summary[summary["status"].isin(["fail", "error"])]
     for (case, adapter, status, reason), rows in bad.groupby(["case", "adapter", "status", "reason"], sort=False):
         where = ",".join(dict.fromkeys(f"{r.dtype}@{r.device}" for r in rows.itertuples()))
+        lines.append(f"  {case} / {adapter} [{where}]: {status}: {reason}")
+    quiet = summary[summary["status"].isin(["unsupported", "skipped"])]
+    for (adapter, status, reason), rows in quiet.groupby(["adapter", "status", "reason"], sort=False):
+        cases = list(dict.fromkeys(rows["case"]))
+        where = ",".join(dict.fromkeys(f"{r.dtype}@{r.device}" for r in rows.itertuples()))
         text = reason if reason.startswith(status) else f"{status}: {reason}"
-        lines.append(f"  {case} / {adapter} [{where}]: {text}")
+        lines.append(f"  {adapter} [{where}] in {_cases(cases)}: {text}")
     if len(lines) > limit:
         lines = [*lines[:limit], f"  ... and {len(lines) - limit} more (see summary.parquet)"]
     return lines
@@ -153,10 +165,8 @@ def summary_warnings(summary, limit: int = 10) -> list[str]:
             cases = seen.setdefault(text, {}).setdefault(r.adapter, [])
             if r.case not in cases:
                 cases.append(r.case)
-    lines = []
-    for text, where in seen.items():
-        at = "; ".join(f"{a}: {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}" for a, c in where.items())
-        lines.append(f"  warning: {text} [{at}]")
+    lines = [f"  warning: {text} [{'; '.join(f'{a}: {_cases(c)}' for a, c in where.items())}]"
+             for text, where in seen.items()]
     if len(lines) > limit:
         lines = [*lines[:limit], f"  ... and {len(lines) - limit} more warnings (see summary.parquet)"]
     return lines

@@ -55,17 +55,18 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import math
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reference import RMSpropSpec, presets
-from reference.translate import Unsupported, native_args
+from reference.translate import KNOBS, Unsupported, knob_args, native_args
 
 from .adapters import ADAPTERS, resolve
 from .streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec, initial_params
@@ -73,8 +74,9 @@ from .streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamS
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 CASE_KEYS = ("name", "description", "adapters", "args", "spec", "stream", "shapes", "steps", "dtypes", "devices",
-             "seed", "schedule", "init_scale", "records", "timeout")
-DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("name", "description"))
+             "seed", "schedule", "init_scale", "records", "timeout", "matrix")
+DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("name", "description", "matrix"))
+MATRIX_AXES = (*KNOBS, "schedule", "stream")
 TOP_KEYS = ("name", "description", "defaults", "case")
 DEVICES = ("cpu", "gpu")
 SCHEDULES = {
@@ -141,10 +143,14 @@ class Case:
     init_scale: float
     records: int
     timeout: float
+    unsupported: dict[str, str] = field(default_factory=dict)  # adapter or family -> why (matrix knobs)
 
     def native(self, adapter: str) -> dict[str, Any]:
         """The adapter's constructor arguments; `Unsupported` when ``spec`` cannot be expressed."""
         info = ADAPTERS[adapter]
+        reason = self.unsupported.get(adapter, self.unsupported.get(info.family))
+        if reason is not None:
+            raise Unsupported.from_reason(reason)
         if self.spec is not None:
             return native_args(info.preset, self.spec)
         args = (self.args or {}).get(adapter, (self.args or {}).get(info.family))
@@ -232,18 +238,80 @@ class _Loader:
             raise self.fail("case", "expected one or more [[case]] tables")
         out, seen = [], set()
         for i, raw_case in enumerate(cases):
-            case = self.case(i, raw_case, defaults)
-            if case.name in seen:
-                raise self.fail(f"case[{i}].name", f"duplicate case name {case.name!r}")
-            seen.add(case.name)
-            out.append(case)
+            for expanded in self.expand(i, raw_case, defaults):
+                case = self.case(i, expanded, defaults)
+                if case.name in seen:
+                    raise self.fail(f"case[{i}].name", f"duplicate case name {case.name!r}")
+                seen.add(case.name)
+                out.append(case)
         return Suite(name, description, self.path, digest, tuple(out))
+
+    def expand(self, i: int, raw: dict, defaults: dict) -> list[dict]:
+        """A case with ``matrix = { knob = [values], ... }`` -> one case per combination.
+
+        Knob axes (lr, decay, eps, momentum, centered, weight_decay) set each framework's own
+        argument for that knob (`reference.translate.knob_args`), or the knob of a ``spec``;
+        a framework without the argument gets an ``unsupported`` row for a non-zero value.
+        ``schedule`` takes schedule tables or ``"none"``, ``stream`` stream tables."""
+        if "matrix" not in raw:
+            return [raw]
+        where = f"case[{i}].matrix"
+        matrix = raw["matrix"]
+        if not isinstance(matrix, dict) or not matrix:
+            raise self.fail(where, "expected a table { knob = [values], ... }")
+        self.keys(matrix, MATRIX_AXES, f"{where}.")
+        for axis, values in matrix.items():
+            if not isinstance(values, list) or not values:
+                raise self.fail(f"{where}.{axis}", f"expected a non-empty list of values, got {values!r}")
+        own = raw if ("args" in raw or "spec" in raw) else defaults
+        args, spec = own.get("args"), own.get("spec")
+        try:
+            adapters = resolve(list({**BUILTIN_DEFAULTS, **defaults, **raw}["adapters"]))
+        except (KeyError, TypeError):
+            return [{k: v for k, v in raw.items() if k != "matrix"}]  # case() reports the bad adapter list
+        out = []
+        for combo in itertools.product(*matrix.values()):
+            values = dict(zip(matrix, combo, strict=True))
+            new = {k: v for k, v in raw.items() if k != "matrix"}
+            new["name"] = f"{raw.get('name')}/" + "/".join(
+                f"{k}={_label(v, matrix[k])}" for k, v in values.items())
+            if "schedule" in values:
+                new["schedule"] = None if values["schedule"] == "none" else values["schedule"]
+            if "stream" in values:
+                new["stream"] = values["stream"]
+            knobs = {k: v for k, v in values.items() if k in KNOBS}
+            if spec is not None and args is None:
+                new["spec"] = dict(spec)
+                for knob, value in knobs.items():
+                    new["spec"] |= knob_args("spec", knob, value)
+            else:
+                new["args"], new["_unsupported"] = self.matrix_args(args or {}, adapters, knobs)
+            out.append(new)
+        return out
+
+    def matrix_args(self, args: dict, adapters: list[str], knobs: dict) -> tuple[dict, dict]:
+        """Each family's (or adapter's) arguments with the knobs applied, and which cannot take them."""
+        keys = list(dict.fromkeys([*args, *(ADAPTERS[a].family for a in adapters)]))
+        out, unsupported = {}, {}
+        for key in keys:
+            preset = ADAPTERS[key].preset if key in ADAPTERS else next(
+                ADAPTERS[a].preset for a in adapters if ADAPTERS[a].family == key)
+            table = dict(args.get(key, presets.REQUIRED_DEFAULTS.get(preset, {})))
+            for knob, value in knobs.items():
+                try:
+                    table |= knob_args(preset, knob, value)
+                except Unsupported as exc:
+                    unsupported[key] = str(exc)
+            out[key] = table
+        return out, unsupported
 
     def case(self, i: int, raw: dict, defaults: dict) -> Case:
         label = f"case[{i}]"
+        raw = dict(raw)
+        unsupported = raw.pop("_unsupported", {})
         self.keys(raw, CASE_KEYS, f"{label}.")
         name = raw.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+=/-]+", name):
             raise self.fail(f"{label}.name", f"expected a name of letters, digits and _.+- , got {name!r}")
         where = f"case {name!r} "
         merged = {**BUILTIN_DEFAULTS, **defaults, **raw}
@@ -292,7 +360,7 @@ class _Loader:
         if args is not None and spec is not None:
             raise self.fail(where + "spec", "give either args (framework-native) or spec (semantics), not both")
         case = Case(name, str(raw.get("description", "")), adapters, None, None, stream, shapes, steps, dtypes,
-                    devices, seed, schedule, init_scale, records, timeout)
+                    devices, seed, schedule, init_scale, records, timeout, unsupported)
         if spec is not None:
             case = replace(case, spec=self.spec(where, spec))
         if args is not None:
@@ -301,6 +369,8 @@ class _Loader:
                 key = adapter if adapter in case.args else ADAPTERS[adapter].family
                 try:
                     case.reference_spec(adapter)
+                except Unsupported:
+                    pass  # a matrix knob the framework lacks: an unsupported row, not a suite error
                 except (TypeError, ValueError) as exc:
                     raise self.fail(f"{where}args.{key}", str(exc)) from None
         return case
@@ -381,6 +451,19 @@ class _Loader:
             if not isinstance(value, dict):
                 raise self.fail(f"{where}args.{key}", f"expected a table of the framework's arguments, got {value!r}")
         return table
+
+
+def _label(value: Any, axis: list) -> str:
+    """A value's short name in an expanded case name."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        kind = str(value.get("kind", "?"))
+        kinds = [v.get("kind") for v in axis if isinstance(v, dict)]
+        return kind if kinds.count(kind) == 1 else f"{kind}{axis.index(value)}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 __all__ = ["Case", "Schedule", "Suite", "SuiteError", "Unsupported", "builtin_suites", "load_suite"]

@@ -475,7 +475,7 @@ def spec(**knobs: Any) -> RMSpropSpec:
     (a user-supplied kernel): ``spec(lr=1e-3, eps_placement="outside", momentum=0.9)``."""
     allowed = [k for k in RMSpropSpec().knobs() if k not in ("effective_eps_placement", "framework")]
     _unknown("spec", {k: v for k, v in knobs.items() if k not in allowed})
-    return RMSpropSpec(**knobs)
+    return RMSpropSpec(**knobs, framework="spec")
 
 
 #: Every preset by name, in the order `explain` shows them.

@@ -34,6 +34,14 @@ class Unsupported(ValueError):
         self.preset, self.knob, self.wanted, self.got = preset, knob, wanted, got
         super().__init__(f"unsupported: {knob}={wanted} ({preset} has {knob}={got})")
 
+    @classmethod
+    def from_reason(cls, reason: str) -> Unsupported:
+        """Rebuild from a message made earlier (the message is what is reported)."""
+        exc = cls.__new__(cls)
+        ValueError.__init__(exc, reason)
+        exc.preset = exc.knob = exc.wanted = exc.got = None
+        return exc
+
 
 def _lr(spec: RMSpropSpec) -> Any:
     return spec.lr_schedule if spec.lr_schedule is not None else spec.lr
@@ -99,6 +107,37 @@ def _build(preset: str, spec: RMSpropSpec) -> dict[str, Any]:
             args["hyperparam_rounding"] = sorted(args["hyperparam_rounding"])
         return args
     raise KeyError(f"unknown preset {preset!r}; known: {', '.join(presets.PRESETS)}")
+
+
+#: knob -> the argument that sets it, per preset ("*": every other preset; absent: no such argument)
+_KNOB_ARGS: dict[str, dict[str, str]] = {
+    "lr": {"torch": "lr", "tf_raw": "lr", "spec": "lr", "*": "learning_rate"},
+    "decay": {"torch": "alpha", "tf1": "decay", "optax": "decay", "spec": "decay", "*": "rho"},
+    "eps": {"torch": "eps", "optax": "eps", "spec": "eps", "*": "epsilon"},
+    "momentum": {"*": "momentum"},
+    "centered": {"*": "centered"},
+    "weight_decay": {p: "weight_decay" for p in ("torch", "keras", "keras_jax", "keras_torch", "tf_keras", "spec")},
+}
+KNOBS = tuple(_KNOB_ARGS)
+
+
+def knob_args(preset: str, knob: str, value: Any) -> dict[str, Any]:
+    """The native arguments that set one knob in ``preset``'s framework (for suite matrices):
+    ``knob_args("torch", "decay", 0.9) == {"alpha": 0.9}``. A neutral value (0, False) for an
+    argument the framework lacks is ``{}``; any other value raises `Unsupported`."""
+    names = _KNOB_ARGS[knob]
+    name = names.get(preset, names.get("*"))
+    if name is None:
+        if not value:
+            return {}
+        raise Unsupported(preset, knob, value, "none")
+    if knob == "momentum" and preset == "optax":
+        return {"momentum": value or None}  # optax's own "no momentum" is None (no trace state)
+    if knob == "weight_decay" and preset in ("keras", "keras_jax", "keras_torch", "tf_keras"):
+        return {"weight_decay": value or None}
+    if knob == "weight_decay" and preset == "spec":
+        return {"weight_decay": value, "weight_decay_mode": "coupled" if value else "none"}
+    return {name: value}
 
 
 def native_args(preset: str, spec: RMSpropSpec) -> dict[str, Any]:

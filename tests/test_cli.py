@@ -143,7 +143,7 @@ def _exit_code(argv) -> int:
 def test_run_with_jobs_and_device_flags(fake_suite, tmp_path, capsys) -> None:
     assert main(["run", "--suite", str(fake_suite), "--out", str(tmp_path), "--no-progress", "--jobs", "1",
                  "--device", "cuda", "--case", "good"]) == 0  # cuda is gpu; the fake has none: skipped, exit 0
-    assert "fake [float64@gpu]: skipped: no gpu visible to fake" in capsys.readouterr().out
+    assert "  fake [float64@gpu] in good: skipped: no gpu visible to fake" in capsys.readouterr().out
 
 
 def test_ctrl_c_keeps_the_finished_rows_and_exits_130(fake_suite, tmp_path, capsys, monkeypatch) -> None:

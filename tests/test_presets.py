@@ -32,6 +32,7 @@ SIGNATURES["tf_raw"] = {"lr": inspect.Parameter.empty, "rho": inspect.Parameter.
                         "momentum": inspect.Parameter.empty, "epsilon": inspect.Parameter.empty,
                         "centered": False, "ms_init": 0.0}  # the op's inputs; centered picks the op
 SIGNATURES["keras_jax"] = SIGNATURES["keras_torch"] = SIGNATURES["keras"]
+SIGNATURES["spec"] = {}  # RMSpropSpec's knobs as keywords
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
@@ -59,10 +60,10 @@ def test_required_learning_rate(name: str) -> None:
         presets.PRESETS[name]()
 
 
-LR = {"torch": "lr", "tf_raw": "lr"}
+LR = {"torch": "lr", "tf_raw": "lr", "spec": "lr"}
 DECAY = {"torch": "alpha", "keras": "rho", "keras_jax": "rho", "keras_torch": "rho", "tf_keras": "rho",
-         "tf_keras_legacy": "rho", "tf1": "decay", "tf_raw": "rho", "optax": "decay"}
-EPS = {"torch": "eps", "optax": "eps"}
+         "tf_keras_legacy": "rho", "tf1": "decay", "tf_raw": "rho", "optax": "decay", "spec": "decay"}
+EPS = {"torch": "eps", "optax": "eps", "spec": "eps"}
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))

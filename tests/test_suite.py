@@ -106,3 +106,73 @@ def test_schedules() -> None:
     cos = Schedule("warmup_cosine", {"peak": 1.0, "warmup": 4, "final": 0.0}).lrs(14)
     np.testing.assert_allclose(cos[:4], [0.25, 0.5, 0.75, 1.0])
     assert cos[-1] == pytest.approx(0.0) and np.all(np.diff(cos[3:]) <= 0)
+
+
+def test_default_suite_runs_every_adapter_and_keras_options() -> None:
+    from harness.adapters import BUILTIN
+
+    default = load_suite("default")
+    assert set().union(*(c.adapters for c in default.cases)) == set(BUILTIN)
+    keras_args = [c.native("keras.torch") for c in default.cases if "keras.torch" in c.adapters and c.args]
+    for option in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm"):
+        assert any(option in a for a in keras_args), option
+    assert load_suite("default").cases[0].native("tf.raw") == {"lr": 1e-3, "rho": 0.9, "momentum": 0.0,
+                                                              "epsilon": 1e-7}
+
+
+def test_full_suite_is_the_knob_matrix() -> None:
+    from reference.translate import Unsupported
+
+    full = load_suite("full")
+    assert len(full.cases) == 32
+    case = next(c for c in full.cases
+                if c.name == "knobs/centered=true/momentum=0.9/weight_decay=0.01/schedule=warmup_cosine/"
+                             "stream=mixed_scale")
+    assert case.native("torch.single") == {"lr": 1e-3, "centered": True, "momentum": 0.9, "weight_decay": 0.01}
+    assert case.native("keras.jax")["weight_decay"] == 0.01 and case.schedule.kind == "warmup_cosine"
+    assert case.stream.kind == "mixed_scale"
+    with pytest.raises(Unsupported, match=r"^unsupported: weight_decay=0.01 \(tf1 has weight_decay=none\)"):
+        case.native("tf1.function")
+    plain = full.cases[0]
+    assert plain.native("optax") == {"learning_rate": 1e-3, "centered": False, "momentum": None}
+    assert plain.native("keras.tensorflow")["weight_decay"] is None and plain.schedule is None
+
+
+def test_matrix_knobs_use_each_frameworks_argument_names(tmp_path) -> None:
+    path = _write(tmp_path, """
+        [defaults]
+        adapters = ["torch.single", "keras.tensorflow", "tf1", "optax"]
+        [[case]]
+        name = "m"
+        [case.matrix]
+        decay = [0.95]
+        eps = [1e-6]
+        lr = [0.5]
+        [[case]]
+        name = "s"
+        spec = { eps_placement = "outside" }
+        [case.matrix]
+        momentum = [0.0, 0.5]
+        weight_decay = [0.1]
+    """)
+    m, s0, s5 = load_suite(path).cases
+    assert m.native("torch.single") == {"alpha": 0.95, "eps": 1e-6, "lr": 0.5}
+    assert m.native("keras.tensorflow") == {"rho": 0.95, "epsilon": 1e-6, "learning_rate": 0.5}
+    assert m.native("tf1") == {"learning_rate": 0.5, "decay": 0.95, "epsilon": 1e-6}
+    assert (s0.name, s5.name) == ("s/momentum=0/weight_decay=0.1", "s/momentum=0.5/weight_decay=0.1")
+    assert (s5.spec.momentum, s5.spec.weight_decay_mode, s5.spec.eps_placement) == (0.5, "coupled", "outside")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("[case.matrix]\nmomentm = [0.9]", "case[0].matrix.momentm: unknown key; did you mean 'momentum'?"),
+    ("[case.matrix]\nmomentum = []", "case[0].matrix.momentum: expected a non-empty list"),
+    ("[case.matrix]\nmomentum = 0.9", "case[0].matrix.momentum: expected a non-empty list"),
+    ("matrix = 3", "case[0].matrix: expected a table"),
+    ("[case.matrix]\ncentered = [true, 3]", "case 'c/centered=3' args.torch: torch: centered must be True or False"),
+])
+def test_bad_matrix_is_one_line(tmp_path, body: str, message: str) -> None:
+    path = _write(tmp_path, f'[defaults]\nadapters = ["torch.single"]\n[[case]]\nname = "c"\n{body}\n')
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value) == f"{path}: {message}" or message in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
