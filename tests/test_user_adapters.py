@@ -155,3 +155,15 @@ def test_readme_example_is_the_shipped_example() -> None:
     source = (ROOT / "examples" / "my_rmsprop.py").read_text()
     assert source.startswith(block.strip() + "\n")
     assert len(block.strip().splitlines()) <= 40
+
+
+def test_user_adapter_joins_only_the_cases_it_fits() -> None:
+    """A torch-semantics adapter runs where torch's arguments or semantics reach it, not in
+    Keras-only clipping cases (it would silently run torch's defaults there)."""
+    from harness.runner import plan
+    from harness.suite import load_suite
+
+    tasks = plan(load_suite("default"), adapters=["examples.my_rmsprop:make_adapter"], dtypes=["float64"])
+    cases = {p.case.name for p in tasks}
+    assert {"own-defaults", "momentum-centered", "weight-decay", "schedule-sparse", "matched-eps-outside"} <= cases
+    assert not cases & {"clipnorm-decay", "global-clipnorm", "clipvalue", "silent-rewrites"}
