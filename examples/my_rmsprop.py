@@ -46,7 +46,9 @@ class BuggyRMSprop(MyRMSprop):
     name = "my_rmsprop_buggy"
 
     def run(self, task):
-        yield from super().run(type(task)(**{**task.__dict__, "kwargs": {**task.kwargs, "eps": 1e-7}}))
+        from dataclasses import replace
+
+        yield from super().run(replace(task, kwargs={**task.kwargs, "eps": 1e-7}))
 
 
 def make_buggy_adapter():

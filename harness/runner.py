@@ -167,19 +167,16 @@ def _verdict(rows: list[dict]) -> tuple[str, str, float]:
     """(status, reason, tolerance_used) from the divergence rows of one task."""
     used, first = 0.0, None
     for row in rows:
-        checks = [("parameters", row["budget_ratio"], row["tolerance"], row["nonfinite_mismatch"])]
-        checks += [(f"state {k}", row[f"{k}_budget_ratio"], row[f"{k}_tolerance"], row[f"{k}_nonfinite_mismatch"])
-                   for k in STATE_KINDS if not pd.isna(row.get(f"{k}_budget_ratio"))]
-        for what, ratio, tol, nonfinite in checks:
+        checks = [("parameters", "")] + [(f"state {k}", f"{k}_") for k in STATE_KINDS
+                                         if not pd.isna(row.get(f"{k}_budget_ratio"))]
+        for what, col in checks:  # col: the divergence columns' prefix ("" for the parameters)
+            ratio, tol, nonfinite = row[f"{col}budget_ratio"], row[f"{col}tolerance"], row[f"{col}nonfinite_mismatch"]
             used = max(used, ratio / tol)
             if first is None and nonfinite:
                 first = f"{what}: {int(nonfinite)} positions non-finite on one side only at step {row['step']}"
             elif first is None and ratio > tol:
-                first = f"{what}: {ratio:.3g} budgets > tolerance {tol:.3g} at step {row['step']}"
-                prefix = "" if what == "parameters" else f"{what.split()[-1]}_"
-                if not pd.isna(row.get(f"{prefix}max_rel_err")):
-                    first += (f" (max abs err {row[f'{prefix}max_abs_err']:.3g}, "
-                              f"max rel err {row[f'{prefix}max_rel_err']:.3g})")
+                first = (f"{what}: {ratio:.3g} budgets > tolerance {tol:.3g} at step {row['step']} "
+                         f"(max abs err {row[f'{col}max_abs_err']:.3g}, max rel err {row[f'{col}max_rel_err']:.3g})")
     if first is not None:
         return "fail", first, used
     return "ok", f"within {used:.1%} of the rounding tolerance", used

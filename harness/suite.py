@@ -143,14 +143,14 @@ class Case:
     init_scale: float
     records: int
     timeout: float
-    unsupported: dict[str, str] = field(default_factory=dict)  # adapter or family -> why (matrix knobs)
+    unsupported: dict[str, Unsupported] = field(default_factory=dict)  # adapter or family -> why (matrix knobs)
 
     def native(self, adapter: str) -> dict[str, Any]:
         """The adapter's constructor arguments; `Unsupported` when ``spec`` cannot be expressed."""
         info = ADAPTERS[adapter]
-        reason = self.unsupported.get(adapter, self.unsupported.get(info.family))
-        if reason is not None:
-            raise Unsupported.from_reason(reason)
+        lacking = self.unsupported.get(adapter, self.unsupported.get(info.family))
+        if lacking is not None:
+            raise lacking
         if self.spec is not None:
             return native_args(info.preset, self.spec)
         args = (self.args or {}).get(adapter, (self.args or {}).get(info.family))
@@ -301,7 +301,7 @@ class _Loader:
                 try:
                     table |= knob_args(preset, knob, value)
                 except Unsupported as exc:
-                    unsupported[key] = str(exc)
+                    unsupported[key] = exc
             out[key] = table
         return out, unsupported
 

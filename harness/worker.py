@@ -53,17 +53,21 @@ def run_worker(
     processes; call ``on_result(i, payload)`` for task i as results arrive. Never raises for
     a failing framework: every task gets exactly one payload."""
     infos = [ADAPTERS[a] if isinstance(a, str) else a for a in adapters]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for info in infos:
-        env.update(info.env)
-    root = str(Path(__file__).resolve().parent.parent)
-    # the current directory too: a user adapter given as package.module:factory is found as it is here
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.getcwd(), env.get("PYTHONPATH")) if p)
+    env = _child_env({k: v for info in infos for k, v in info.env.items()})
     targets = {i.name: i.target for i in infos}
     pending = list(range(len(tasks)))
     while pending:
         done = _one_worker(python, env, targets, tasks, pending, on_result, on_hello)
         pending = [i for i in pending if i not in done]
+
+
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    """A worker's environment: ours plus ``extra``, with this project and the current directory
+    importable (a user adapter given as package.module:factory is found as it is here)."""
+    env = {**os.environ, **extra, "PYTHONUNBUFFERED": "1"}
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.getcwd(), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _one_worker(python, env, targets, tasks, pending, on_result, on_hello) -> set[int]:
@@ -181,11 +185,8 @@ def describe(target: str, env: dict[str, str] | None = None, python: str = sys.e
     framework); `KeyError` with one line when it cannot be loaded or is not an adapter."""
     if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", target):
         raise KeyError(f"adapter {target!r}: expected package.module:factory")
-    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    root = str(Path(__file__).resolve().parent.parent)
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.getcwd(), full_env.get("PYTHONPATH")) if p)
     try:
-        proc = subprocess.run([python, "-m", "harness.worker", "--describe", target], env=full_env,
+        proc = subprocess.run([python, "-m", "harness.worker", "--describe", target], env=_child_env(env or {}),
                               capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise KeyError(f"adapter {target}: importing it took more than {timeout:.0f} s") from None

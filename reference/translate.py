@@ -34,14 +34,6 @@ class Unsupported(ValueError):
         self.preset, self.knob, self.wanted, self.got = preset, knob, wanted, got
         super().__init__(f"unsupported: {knob}={wanted} ({preset} has {knob}={got})")
 
-    @classmethod
-    def from_reason(cls, reason: str) -> Unsupported:
-        """Rebuild from a message made earlier (the message is what is reported)."""
-        exc = cls.__new__(cls)
-        ValueError.__init__(exc, reason)
-        exc.preset = exc.knob = exc.wanted = exc.got = None
-        return exc
-
 
 def _lr(spec: RMSpropSpec) -> Any:
     return spec.lr_schedule if spec.lr_schedule is not None else spec.lr

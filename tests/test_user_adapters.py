@@ -122,6 +122,10 @@ def test_entry_point_adapter_with_spec_arguments(tmp_path: Path) -> None:
     ("my_plugin:make", "import harness.adapters.torch_adapter as t\ndef make():\n    return t.Single()\n",
      "my_plugin:make", "its name 'torch.single' is already taken by harness.adapters.torch_adapter:Single"),
     ("my_plugin:make", None, "my_plugin", "unknown adapter 'my_plugin'"),
+    ("my_plugin:make", "import os\nos._exit(3)\n", "mine", "adapter my_plugin:make: describe exited with code 3"),
+    ("my_plugin:make", "from examples.my_rmsprop import MyRMSprop\nclass A(MyRMSprop):\n    preset = 'pytorch'\n"
+     "make = A\n", "mine", "cannot load: ValueError: preset 'pytorch' is not one of torch, keras"),
+    ("my_plugin:make", None, "my_plugin:make:x", "adapter 'my_plugin:make:x': expected package.module:factory"),
 ])
 def test_broken_user_adapters_are_one_line_errors(tmp_path: Path, value: str, source: str | None, arg: str,
                                                   message: str) -> None:

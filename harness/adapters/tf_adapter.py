@@ -164,14 +164,16 @@ class TFRaw(_TensorFlow):
         record = set(task.record_steps)
         centered = bool(kw.get("centered", False))
         scalar = lambda x: tf.constant(x, dtype=dtype)  # noqa: E731 - inputs must have the var dtype
+        host = lambda vs: {n: as_float64(tf.cast(v, tf.float64).numpy()) for n, v in vs.items()}  # noqa: E731
         with tf.device("/GPU:0" if task.device == "gpu" else "/CPU:0"):
             var = {n: tf.Variable(a, dtype=dtype) for n, a in task.initial().items()}
             ms = {n: tf.Variable(tf.fill(shape, scalar(kw.get("ms_init", 0.0)))) for n, shape in task.shapes.items()}
             mom = {n: tf.Variable(tf.zeros(shape, dtype)) for n, shape in task.shapes.items()}
             mg = {n: tf.Variable(tf.zeros(shape, dtype)) for n, shape in task.shapes.items()} if centered else {}
-            rho, momentum, epsilon = scalar(kw["rho"]), scalar(kw["momentum"]), scalar(kw["epsilon"])
+            rho, momentum, epsilon, lr = (scalar(kw[k]) for k in ("rho", "momentum", "epsilon", "lr"))
             for t, grads in task.gradients():
-                lr = scalar(task.lr(t) if task.lrs is not None else kw["lr"])
+                if task.lrs is not None:
+                    lr = scalar(task.lr(t))
                 for n in names:
                     g = tf.constant(grads[n], dtype=dtype)
                     common = dict(var=var[n].handle, ms=ms[n].handle, mom=mom[n].handle, lr=lr, rho=rho,
@@ -181,7 +183,6 @@ class TFRaw(_TensorFlow):
                     else:
                         tf.raw_ops.ResourceApplyRMSProp(**common)
                 if t in record:
-                    host = lambda vs: {n: as_float64(tf.cast(v, tf.float64).numpy()) for n, v in vs.items()}  # noqa: E731
                     state = {"nu": host(ms)}
                     if centered:
                         state["mu"] = host(mg)
