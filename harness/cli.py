@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from . import __version__
 
+_PROG = "rmsprop-harness"
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage + message; keep one line
@@ -47,6 +49,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="worker processes at a time (default: the number of cores)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSVs")
+
+    rep = sub.add_parser("report", help="write report.md, report.html and CSV exports for a run folder")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by rmsprop-harness run")
+
+    tr = sub.add_parser("translate", help="another framework's arguments for the same RMSprop, verified numerically")
+    tr.add_argument("--from", dest="source", required=True, metavar="FRAMEWORK",
+                    help="the framework the settings are written for: torch, keras, tf_keras, tf_keras_legacy, "
+                         "tf1, tf_raw, optax, ... (rmsprop-harness explain lists them)")
+    tr.add_argument("args", nargs="*", metavar="ARG=VALUE", help="its constructor arguments, e.g. lr=0.01 alpha=0.99")
+    tr.add_argument("--to", action="append", required=True, metavar="FRAMEWORK",
+                    help="target framework(s); repeat, separate with commas, or 'all'")
+    tr.add_argument("--steps", type=int, default=200, help="steps of the verification stream (default 200)")
+    tr.add_argument("--stream", default="gaussian", metavar="KIND",
+                    help="gradient stream kind for the verification (default gaussian)")
+    tr.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
+    tr.add_argument("--format", choices=("text", "json"), default="text")
+
+    pa = sub.add_parser("parity", help="the same settings through every framework's semantics: pairwise divergence "
+                                       "and its attribution to knobs")
+    pa.add_argument("settings", nargs="*", metavar="KNOB=VALUE",
+                    help="framework-neutral settings: lr, decay, eps, momentum, centered, weight_decay "
+                         "(unset: each framework's default; none: every framework's defaults)")
+    pa.add_argument("--presets", action="append", metavar="FRAMEWORK",
+                    help="which frameworks (default: torch, keras, keras_jax, keras_torch, tf_keras, "
+                         "tf_keras_legacy, tf1, optax)")
+    pa.add_argument("--steps", type=int, default=200, help="steps (default 200)")
+    pa.add_argument("--stream", default="gaussian", metavar="KIND", help="gradient stream kind (default gaussian)")
+    pa.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
+    pa.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     return parser
 
 
@@ -105,9 +137,129 @@ def _run(args: argparse.Namespace) -> int:
     for line in [*summary_notes(result.summary), *summary_warnings(result.summary)]:
         print(line)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
-    print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ "
-          "(divergence.parquet, summary.parquet, env.json)")
+    written = "divergence, summary, ulp_histogram" + (", parity, attribution" if len(result.parity) else "")
+    print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ ({written}.parquet, "
+          "env.json)")
+    if not args.no_report:
+        from .report import write_report
+
+        try:
+            write_report(args.out)
+            print(f"report: {args.out}/report.md, {args.out}/report.html (+ CSV exports)")
+        except Exception as exc:  # the tables are on disk: a report failure must not hide the run's verdict
+            print(f"{_PROG}: error: the report could not be written ({type(exc).__name__}: {exc}); "
+                  f"the tables are in {args.out}/", file=sys.stderr)
+            return max(result.exit_code, 2)
     return result.exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    written = write_report(args.run_dir)
+    print(", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def _stream(kind: str, seed: int):
+    from .streams import KINDS, StreamSpec
+
+    if kind in ("recorded", "arrays") or kind not in KINDS:
+        known = ", ".join(k for k in KINDS if k not in ("recorded", "arrays"))
+        raise ValueError(f"--stream {kind!r} is not a stream kind (choose from {known})")
+    return StreamSpec(kind, seed)
+
+
+def _translate(args: argparse.Namespace) -> int:
+    import json
+
+    from reference import presets
+
+    from .explain import parse_args
+    from .parity import Scenario
+    from .translate import render, translate
+
+    targets = _split(args.to)
+    if targets == ["all"]:
+        targets = [p for p in presets.PRESETS if p not in (args.source, "spec")]
+    bad = [t for t in targets if t not in presets.PRESETS]
+    if bad:
+        raise ValueError(f"--to {bad[0]!r} is not a framework (choose from {', '.join(presets.PRESETS)} or all)")
+    source_args = parse_args(args.source, args.args)
+    if args.steps < 1:
+        raise ValueError(f"--steps {args.steps} must be >= 1")
+    results = []
+    for target in targets:
+        scenario = Scenario("translate", presets=(args.source, target), stream=_stream(args.stream, args.seed),
+                            steps=args.steps, seed=args.seed)
+        results.append((translate(args.source, source_args, target, scenario), scenario))
+    if args.format == "json":
+        print(json.dumps([t.as_dict() for t, _ in results], indent=2, default=str))
+    else:
+        print("\n\n".join(render(t, scenario) for t, scenario in results))
+    return 0 if all(t.ok for t, _ in results) else 1
+
+
+def _parity(args: argparse.Namespace) -> int:
+    import ast
+    import json
+
+    from .explain import _split_args
+    from .parity import PARITY_PRESETS, Scenario, parity
+
+    settings = {}
+    for item in (a for s in args.settings for a in _split_args(s) if a.strip()):
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise ValueError(f"expected knob=value, got {item!r}")
+        try:
+            settings[key.strip()] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{key.strip()}={raw.strip()} is not a Python literal") from None
+    if args.steps < 1:
+        raise ValueError(f"--steps {args.steps} must be >= 1")
+    scenario = Scenario("settings" if settings else "defaults", settings,
+                        tuple(_split(args.presets) or PARITY_PRESETS), _stream(args.stream, args.seed),
+                        steps=args.steps, seed=args.seed)
+    result = parity(scenario)
+    if args.format == "json":
+        print(json.dumps({"pairs": result.pairs.to_dict(orient="records"),
+                          "attribution": result.attribution.to_dict(orient="records"),
+                          "skipped": result.skipped[scenario.name]}, indent=2, default=str))
+        return 0
+    import pandas as pd
+
+    from .report import md_table
+
+    pairs = result.pairs[["a", "b", "divergence", "max_abs_diff", "verdict", "differing"]]
+    attr = result.attribution
+    attribution = pd.DataFrame({
+        "pair": attr["a"] + " vs " + attr["b"], "knob": attr["label"],
+        "values": [f"{a} -> {b}" if a or b else "" for a, b in zip(attr["value_a"], attr["value_b"], strict=True)],
+        "with": attr["with"], "alone": attr["alone"], "without": attr["without"],
+        "share": [f"{s:.0%}" if s > -10 else "<0" for s in attr["share"]]})
+    if args.format == "markdown":
+        print(md_table(pairs) + "\n\n" + md_table(attribution))
+    else:
+        from rich.console import Console
+
+        console = Console(width=max(120, Console().width))
+        console.print(_rich(pairs, "pairwise divergence (||p_a - p_b|| / distance moved)"))
+        console.print(_rich(attribution, "attribution: each knob toggled alone in the reference on the same stream"))
+    for preset, why in result.skipped[scenario.name].items():
+        print(f"  {preset} not compared: {why}")
+    return 0
+
+
+def _rich(frame, title: str):
+    from rich.table import Table
+
+    table = Table(title=title, box=None, pad_edge=False)
+    for col in frame.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row))
+    return table
 
 
 def summary_table(summary):
@@ -176,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"explain": _explain, "run": _run}[args.command](args)
+        commands = {"explain": _explain, "run": _run, "report": _report, "translate": _translate, "parity": _parity}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; the finished rows are in the run folder", file=sys.stderr)
         return 130

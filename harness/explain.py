@@ -32,22 +32,30 @@ def parse_preset(expr: str) -> tuple[str, RMSpropSpec]:
     """``name`` or ``name:arg=value,arg=value`` -> (label, spec)."""
     name, _, args = expr.partition(":")
     name = name.strip()
-    if name not in presets.PRESETS:
-        raise ExplainError(f"unknown preset {name!r}; known: {', '.join(presets.PRESETS)}")
-    kwargs = dict(presets.REQUIRED_DEFAULTS.get(name, {}))
-    for item in filter(None, (a.strip() for a in _split_args(args))):
-        key, eq, raw = item.partition("=")
-        if not eq:
-            raise ExplainError(f"{expr!r}: expected arg=value, got {item!r}")
-        try:
-            kwargs[key.strip()] = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            raise ExplainError(f"{expr!r}: {key.strip()}={raw.strip()} is not a Python literal") from None
+    kwargs = parse_args(name, _split_args(args), where=expr)
     try:
         spec = presets.PRESETS[name](**kwargs)
     except (TypeError, ValueError) as exc:
         raise ExplainError(str(exc)) from None
     return expr if args else name, spec
+
+
+def parse_args(name: str, items: Sequence[str], where: str = "") -> dict[str, object]:
+    """``["lr=0.01", "alpha=0.99"]`` -> the preset's keyword arguments (its required defaults
+    first), values as Python literals; `ExplainError` naming the bad item otherwise."""
+    if name not in presets.PRESETS:
+        raise ExplainError(f"unknown preset {name!r}; known: {', '.join(presets.PRESETS)}")
+    where = where or name
+    kwargs = dict(presets.REQUIRED_DEFAULTS.get(name, {}))
+    for item in filter(None, (a.strip() for a in items)):
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise ExplainError(f"{where!r}: expected arg=value, got {item!r}")
+        try:
+            kwargs[key.strip()] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            raise ExplainError(f"{where!r}: {key.strip()}={raw.strip()} is not a Python literal") from None
+    return kwargs
 
 
 def _split_args(args: str) -> list[str]:

@@ -45,6 +45,12 @@ _FORMAT = {"float64": (53, -1022), "float32": (24, -126), "float16": (11, -14), 
 
 METRICS = ("max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio", "nonfinite_mismatch")
 
+#: Upper edges of the ULP histogram bins after the first (exactly 0 ULP); a last bin holds the rest
+#: (more than 2^20 ULP, or a position non-finite on one side only).
+ULP_EDGES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 65536.0, 2.0**20)
+ULP_LABELS = ("0", *(f"<={e:g}" if e < 1024 else f"<=2^{int(np.log2(e))}" for e in ULP_EDGES),
+              f">2^{int(np.log2(ULP_EDGES[-1]))}")
+
 
 def record_steps(steps: int, points: int = 16) -> tuple[int, ...]:
     """Log-spaced 1-based steps from 1 to ``steps``, always including the last."""
@@ -167,6 +173,20 @@ def errors(x: np.ndarray, ref: np.ndarray, scale: np.ndarray, dtype: str) -> dic
         "budget_ratio": 0.0 if empty else float(budget.max()),
         "nonfinite_mismatch": int(np.count_nonzero(fx != fr)),
     }
+
+
+def ulp_histogram(snapshot: Snapshot, point: ReferencePoint, dtype: str) -> list[int]:
+    """Per-element ``|x - x_ref| / ulp(x_ref)`` of the parameters, counted in the `ULP_LABELS` bins:
+    how many elements are bitwise equal, within half an ulp (correctly rounded), ..."""
+    names = list(point.params)
+    x, ref = _flat(snapshot.params, names), _flat(point.params, names)
+    with np.errstate(all="ignore"):
+        same = (x == ref) | (np.isnan(x) & np.isnan(ref))
+        ulps = np.abs(x - ref) / ulp(np.where(np.isfinite(ref), ref, 0.0), dtype)
+    ulps = np.where(same, 0.0, np.where(np.isfinite(ulps), ulps, np.inf))
+    # bin 0: exactly 0; bin i: (ULP_EDGES[i-2], ULP_EDGES[i-1]]; the last: above 2^20 or non-finite
+    index = np.where(ulps == 0, 0, 1 + np.searchsorted(np.asarray(ULP_EDGES), ulps, side="left"))
+    return np.bincount(index, minlength=len(ULP_LABELS)).astype(int).tolist()
 
 
 def divergence(snapshot: Snapshot, point: ReferencePoint, dtype: str) -> dict[str, float]:

@@ -45,7 +45,8 @@ from reference.translate import Unsupported
 
 from .adapters import ADAPTERS, BUILTIN, STATE_KINDS, Task, resolve
 from .adapters._common import cpu_name, package_version
-from .metrics import ReferencePoint, divergence, record_steps, reference_points
+from .metrics import ULP_LABELS, ReferencePoint, divergence, record_steps, reference_points, ulp_histogram
+from .parity import ATTRIBUTION_COLUMNS, PAIR_COLUMNS, parity
 from .suite import Case, Suite, load_suite
 from .worker import run_worker
 
@@ -64,6 +65,9 @@ DIVERGENCE_COLUMNS = [
     "median_ulp", "budget_ratio", "tolerance", "nonfinite_mismatch",
     *(f"{k}_{m}" for k in STATE_KINDS for m in _STATE_METRICS),
 ]
+ULP_COLUMNS = ["suite", "case", "adapter", "framework", "device", "dtype", "step", "bin", "label", "count"]
+#: Every table of a run folder, by file stem.
+TABLES = ("summary", "divergence", "ulp_histogram", "parity", "attribution")
 
 
 class RunError(ValueError):
@@ -94,6 +98,9 @@ class RunResult:
     summary: pd.DataFrame
     env: dict[str, Any]
     out: Path | None = None
+    ulp_histogram: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ULP_COLUMNS))
+    parity: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIR_COLUMNS))
+    attribution: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ATTRIBUTION_COLUMNS))
 
     @property
     def exit_code(self) -> int:
@@ -198,6 +205,19 @@ def _rows(planned: Planned, snapshots: list, points: dict[int, ReferencePoint], 
     return rows
 
 
+def _ulp_rows(planned: Planned, snapshots: list, points: dict[int, ReferencePoint], suite: str) -> list[dict]:
+    """The per-element ULP histogram of the parameters at the last recorded step."""
+    if not snapshots:
+        return []
+    last = snapshots[-1]
+    counts = ulp_histogram(last, points[last.step], planned.dtype)
+    base = {"suite": suite, "case": planned.case.name, "adapter": planned.adapter,
+            "framework": ADAPTERS[planned.adapter].family, "device": planned.device, "dtype": planned.dtype,
+            "step": last.step}
+    return [{**base, "bin": i, "label": label, "count": n} for i, (label, n) in enumerate(zip(ULP_LABELS, counts,
+                                                                                               strict=True))]
+
+
 def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[dict] | None = None,
              payload: dict | None = None, used: float = np.nan) -> dict:
     info = ADAPTERS[planned.adapter]
@@ -230,34 +250,48 @@ class RunWriter:
         self.out = out
         self.summary: list[dict] = []
         self.divergence: list[dict] = []
+        self.ulp: list[dict] = []
+        self.parity = pd.DataFrame(columns=PAIR_COLUMNS)
+        self.attribution = pd.DataFrame(columns=ATTRIBUTION_COLUMNS)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            for name in ("divergence.parquet", "summary.parquet", "env.json"):
-                (out / name).unlink(missing_ok=True)
+            for stale in (*(f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")), "env.json", "report.md",
+                          "report.html"):
+                (out / stale).unlink(missing_ok=True)
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The tables in plan order (rows arrive in completion order)."""
-        div = pd.DataFrame(self.divergence, columns=["_order", *DIVERGENCE_COLUMNS])
-        div = div.sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(drop=True)
-        summary = pd.DataFrame(self.summary, columns=["_order", *SUMMARY_COLUMNS])
-        summary = summary.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
-        for col in ("steps", "step"):
-            for frame in (div, summary):
-                if col in frame:
-                    frame[col] = frame[col].astype("int64")
-        return div, summary
+        return self._ordered(self.divergence, DIVERGENCE_COLUMNS, "step"), self._ordered(self.summary,
+                                                                                          SUMMARY_COLUMNS)
 
-    def add(self, order: int, summary: dict, rows: list[dict]) -> None:
+    def ulp_frame(self) -> pd.DataFrame:
+        return self._ordered(self.ulp, ULP_COLUMNS, "bin")
+
+    @staticmethod
+    def _ordered(rows: list[dict], columns: list[str], then: str | None = None) -> pd.DataFrame:
+        frame = pd.DataFrame(rows, columns=["_order", *columns])
+        frame = frame.sort_values(["_order", *([then] if then else [])], kind="stable")
+        frame = frame.drop(columns="_order").reset_index(drop=True)
+        for col in ("steps", "step", "bin", "count"):
+            if col in frame:
+                frame[col] = frame[col].astype("int64")
+        return frame
+
+    def add(self, order: int, summary: dict, rows: list[dict], ulp: list[dict] = ()) -> None:
         self.summary.append({"_order": order, **summary})
         self.divergence.extend({"_order": order, **r} for r in rows)
+        self.ulp.extend({"_order": order, **r} for r in ulp)
         self.flush()
 
     def flush(self, env: dict | None = None) -> None:
         if self.out is None:
             return
         div, summary = self.frames()
-        _atomic(self.out / "divergence.parquet", lambda p: div.to_parquet(p, index=False))
-        _atomic(self.out / "summary.parquet", lambda p: summary.to_parquet(p, index=False))
+        tables = {"divergence": div, "summary": summary, "ulp_histogram": self.ulp_frame()}
+        if len(self.parity):
+            tables |= {"parity": self.parity, "attribution": self.attribution}
+        for name, frame in tables.items():
+            _atomic(self.out / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
         if env is not None:
             _atomic(self.out / "env.json", lambda p: p.write_text(json.dumps(env, indent=2, default=str)))
 
@@ -333,11 +367,14 @@ def run_suite(
     out: str | Path | None = "reports/latest",
     jobs: int | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
+    parity_scenarios: bool | None = None,
 ) -> RunResult:
     """Run ``suite`` (a `Suite`, a built-in name or a path) and return the DataFrames.
 
     ``out=None`` keeps everything in memory. ``progress(done, total, summary_row)`` is
-    called after each task.
+    called after each task. The suite's ``[[parity]]`` scenarios (`harness.parity`) are
+    computed too, unless ``cases`` selects a subset (then only with ``parity_scenarios=True``)
+    or ``parity_scenarios=False``.
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
@@ -349,11 +386,11 @@ def run_suite(
     references = _References()
     done = 0
 
-    def finish(i: int, summary: dict | None, rows: list[dict]) -> None:
+    def finish(i: int, summary: dict | None, rows: list[dict], ulp: list[dict] = ()) -> None:
         nonlocal done
         done += 1
         if summary is not None:
-            writer.add(i, summary, rows)
+            writer.add(i, summary, rows, ulp)
         if progress is not None:
             progress(done, len(tasks), summary or {})
 
@@ -387,6 +424,18 @@ def run_suite(
 
     for indices in groups.values():
         threading.Thread(target=limited, args=(indices,), daemon=True).start()
+    if suite.parity and (parity_scenarios or (parity_scenarios is None and cases is None)):
+        # reference-only and quick (seconds); computed while the workers start up
+        try:
+            result = parity(list(suite.parity))
+            writer.parity, writer.attribution = result.pairs, result.attribution
+            env["parity"] = {s.name: {"settings": dict(s.settings), "presets": list(s.presets),
+                                      "stream": s.stream.label(), "steps": s.steps, "seed": s.seed,
+                                      "description": s.description, "skipped": result.skipped[s.name]}
+                             for s in suite.parity}
+        except Exception as exc:  # never lose the conformance rows over the parity tables
+            env["parity_error"] = f"{type(exc).__name__}: {exc}"
+        writer.flush()
     received: set[int] = set()
     try:
         while len(received) < len(runnable):
@@ -396,9 +445,11 @@ def run_suite(
             received.add(i)
             p = tasks[i]
             if payload["status"] == "done":
-                rows = _rows(p, payload["snapshots"], references.get(p), suite.name)
+                points = references.get(p)
+                rows = _rows(p, payload["snapshots"], points, suite.name)
                 status, reason, used = _verdict(rows)
-                finish(i, _summary(p, suite.name, status, reason, rows, payload, used), rows)
+                finish(i, _summary(p, suite.name, status, reason, rows, payload, used), rows,
+                       _ulp_rows(p, payload["snapshots"], points, suite.name))
                 continue
             references.release(p)
             if payload["status"] == "absent":
@@ -411,4 +462,4 @@ def run_suite(
         env["wall_seconds"] = round(time.perf_counter() - started, 3)
         writer.flush(env)
     div, summary = writer.frames()
-    return RunResult(div, summary, env, writer.out)
+    return RunResult(div, summary, env, writer.out, writer.ulp_frame(), writer.parity, writer.attribution)

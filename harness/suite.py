@@ -69,6 +69,7 @@ from reference import RMSpropSpec, presets
 from reference.translate import KNOBS, Unsupported, knob_args, native_args
 
 from .adapters import ADAPTERS, resolve
+from .parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
 from .streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec, initial_params
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -77,7 +78,8 @@ CASE_KEYS = ("name", "description", "adapters", "args", "spec", "stream", "shape
              "seed", "schedule", "init_scale", "records", "timeout", "matrix")
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("name", "description", "matrix"))
 MATRIX_AXES = (*KNOBS, "schedule", "stream")
-TOP_KEYS = ("name", "description", "defaults", "case")
+TOP_KEYS = ("name", "description", "defaults", "case", "parity")
+PARITY_KEYS = ("name", "description", "settings", "presets", "stream", "shapes", "steps", "seed", "schedule")
 DEVICES = ("cpu", "gpu")
 SCHEDULES = {
     "values": {"values": None},
@@ -182,6 +184,7 @@ class Suite:
     path: Path
     digest: str  # sha256 of the file
     cases: tuple[Case, ...]
+    parity: tuple[Scenario, ...] = ()  # cross-framework parity scenarios (`harness.parity`)
 
 
 # ------------------------------------------------------------------- loading
@@ -244,7 +247,52 @@ class _Loader:
                     raise self.fail(f"case[{i}].name", f"duplicate case name {case.name!r}")
                 seen.add(case.name)
                 out.append(case)
-        return Suite(name, description, self.path, digest, tuple(out))
+        return Suite(name, description, self.path, digest, tuple(out), self.parities(data.get("parity", [])))
+
+    def parities(self, tables: Any) -> tuple[Scenario, ...]:
+        """``[[parity]]`` tables: settings stated once, compared across presets (`harness.parity`)."""
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise self.fail("parity", "expected [[parity]] tables")
+        out, seen = [], set()
+        for i, table in enumerate(tables):
+            where = f"parity[{i}]."
+            self.keys(table, PARITY_KEYS, where)
+            name = table.get("name", f"parity{i}")
+            if not isinstance(name, str) or name in seen:
+                raise self.fail(where + "name", f"expected a unique name, got {name!r}")
+            seen.add(name)
+            settings = table.get("settings", {})
+            if not isinstance(settings, dict):
+                raise self.fail(where + "settings", "expected a table { lr = ..., decay = ..., ... }")
+            names = table.get("presets", list(Scenario.__dataclass_fields__["presets"].default))
+            if not isinstance(names, list) or not all(isinstance(p, str) for p in names):
+                raise self.fail(where + "presets", f"expected a list of preset names, got {names!r}")
+            steps = table.get("steps", STANDARD_STEPS)
+            seed = table.get("seed", 0)
+            for key, value in (("steps", steps), ("seed", seed)):
+                if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "steps" else 0):
+                    raise self.fail(where + key, f"expected an integer >= {1 if key == 'steps' else 0}, got {value!r}")
+            stream = self.stream(where, table.get("stream", {"kind": "gaussian"}), seed)
+            shapes = self.shapes(where, table.get("shapes", {k: list(v) for k, v in STANDARD_SHAPES.items()}))
+            if stream.kind == "recorded":  # shapes and (unless given) steps come from the file
+                try:
+                    recording = GradientStream(stream)
+                except StreamError as exc:
+                    raise self.fail(where + "stream.path", str(exc)) from None
+                shapes = recording.shapes
+                steps = table.get("steps", recording.length)
+                if steps > recording.length:
+                    raise self.fail(where + "steps", f"{steps} steps asked, the recording has {recording.length}")
+            schedule = self.schedule(where, table.get("schedule"), steps)
+            try:
+                scenario = Scenario(name, settings, tuple(names), stream, shapes, steps, seed,
+                                    None if schedule is None else tuple(schedule.lrs(steps).tolist()),
+                                    str(table.get("description", "")))
+                scenario.specs()  # every preset takes the settings (or reports why not)
+            except (ParityError, TypeError, ValueError) as exc:
+                raise self.fail(where.rstrip("."), str(exc)) from None
+            out.append(scenario)
+        return tuple(out)
 
     def expand(self, i: int, raw: dict, defaults: dict) -> list[dict]:
         """A case with ``matrix = { knob = [values], ... }`` -> one case per combination.

@@ -1,0 +1,389 @@
+"""`rmsprop-harness report RUN_DIR`: the run folder's tables as ``report.md``, ``report.html`` and CSV.
+
+* ``report.md``: compact, for a CI job summary or a pull request: the verdict first,
+  then the failing cases, then the cross-framework parity table (presets that are
+  bitwise identical in a scenario are folded into one row), then the silent rewrites.
+* ``report.html``: one self-contained file (PNG figures embedded as data URIs, no
+  scripts, no external resources): verdict, failing cases, the status matrix,
+  parity heat maps and attribution, divergence vs step per case with the tolerance
+  line, ULP histograms, the seed document's contour picture, warnings and the
+  environment.
+* ``<table>.csv`` next to every ``<table>.parquet``.
+
+`write_report` is what ``rmsprop-harness run`` calls at the end of a run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .runner import TABLES, WARNING_SEPARATOR
+
+MAX_FIGURES = 40  # divergence figures (one per case); a matrix suite has more cases than anyone reads
+MAX_ROWS = 50  # failing rows listed in report.md
+
+
+class ReportError(ValueError):
+    """Not a run folder (no summary.parquet) or unreadable tables; one line."""
+
+
+@dataclass
+class Run:
+    """A run folder's tables (missing optional ones are empty frames) and its environment."""
+
+    path: Path
+    tables: dict[str, pd.DataFrame]
+    env: dict[str, Any]
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.tables["summary"]
+
+    @property
+    def suite(self) -> str:
+        return str(self.env.get("suite", {}).get("name") or (self.summary["suite"].iloc[0] if len(self.summary)
+                                                             else self.path.name))
+
+    def counts(self) -> dict[str, int]:
+        from .runner import STATUSES
+
+        return {s: int((self.summary["status"] == s).sum()) for s in STATUSES}
+
+    @property
+    def passed(self) -> bool:
+        return not self.summary["status"].isin(["fail", "error"]).any()
+
+
+def load_run(run_dir: str | Path) -> Run:
+    path = Path(run_dir)
+    if not (path / "summary.parquet").is_file():
+        raise ReportError(f"{run_dir}: not a run folder (no summary.parquet; make one with rmsprop-harness run)")
+    tables = {}
+    for name in TABLES:
+        file = path / f"{name}.parquet"
+        try:
+            tables[name] = pd.read_parquet(file) if file.is_file() else pd.DataFrame()
+        except Exception as exc:  # pyarrow raises several types for a truncated or foreign file
+            raise ReportError(f"{file}: unreadable ({type(exc).__name__}: {exc})") from None
+    try:
+        env = json.loads((path / "env.json").read_text()) if (path / "env.json").is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path / 'env.json'}: unreadable ({exc})") from None
+    return Run(path, tables, env)
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """Write the CSV exports, ``report.md`` and ``report.html`` into ``run_dir``; their paths."""
+    run = load_run(run_dir)
+    written = {}
+    for name, frame in run.tables.items():
+        if len(frame.columns):
+            written[f"{name}.csv"] = _atomic_text(run.path / f"{name}.csv", frame.to_csv(index=False))
+    written["report.md"] = _atomic_text(run.path / "report.md", markdown(run))
+    written["report.html"] = _atomic_text(run.path / "report.html", html_report(run))
+    return written
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------- shared
+def _verdict_line(run: Run) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in run.counts().items() if n) or "no rows"
+    wall = run.env.get("wall_seconds")
+    took = f" in {wall:.0f} s" if isinstance(wall, int | float) else ""
+    return f"{'PASS' if run.passed else 'FAIL'}: {counts}{took}"
+
+
+def failing(run: Run) -> pd.DataFrame:
+    """One row per failing or erroring case x adapter x reason, with where it happened."""
+    bad = run.summary[run.summary["status"].isin(["fail", "error"])]
+    rows = []
+    for (case, adapter, status, reason), g in bad.groupby(["case", "adapter", "status", "reason"], sort=False):
+        where = ", ".join(dict.fromkeys(f"{r.dtype}@{r.device}" for r in g.itertuples()))
+        rows.append({"case": case, "adapter": adapter, "where": where, "status": status, "reason": reason})
+    return pd.DataFrame(rows, columns=["case", "adapter", "where", "status", "reason"])
+
+
+def warnings(run: Run) -> pd.DataFrame:
+    """Each distinct silent rewrite with the adapters and cases it appears in."""
+    seen: dict[str, dict[str, list[str]]] = {}
+    for r in run.summary.itertuples():
+        for text in filter(None, str(r.warnings or "").split(WARNING_SEPARATOR)):
+            cases = seen.setdefault(text, {}).setdefault(r.adapter, [])
+            if r.case not in cases:
+                cases.append(r.case)
+    rows = [{"warning": text, "where": "; ".join(f"{a}: {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}"
+                                                  for a, c in where.items())} for text, where in seen.items()]
+    return pd.DataFrame(rows, columns=["warning", "where"])
+
+
+def folded_pairs(run: Run, scenario: str) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The scenario's pairs between representatives of bitwise-identical groups, with each pair's
+    three largest knob effects; and the groups (representative -> members)."""
+    pairs = run.tables["parity"]
+    pairs = pairs[pairs["scenario"] == scenario]
+    groups: dict[str, list[str]] = {}
+    rep: dict[str, str] = {}
+    for name in dict.fromkeys([*pairs["a"], *pairs["b"]]):
+        twin = next((r for r in groups if _identical(pairs, r, name)), None)
+        if twin is None:
+            groups[name] = [name]
+        else:
+            groups[twin].append(name)
+        rep[name] = twin or name
+    attribution = run.tables["attribution"]
+    rows = []
+    for r in pairs.itertuples():
+        if rep[r.a] != r.a or rep[r.b] != r.b:
+            continue
+        knobs = attribution[(attribution["scenario"] == scenario) & (attribution["a"] == r.a)
+                            & (attribution["b"] == r.b) & (attribution["knob"] != "*")] if len(attribution) else None
+        top = "" if knobs is None or knobs.empty else ", ".join(
+            f"{k.label} ({k.alone:.2g} alone, share {_pct(k.share)})"
+            for k in knobs.sort_values("alone", ascending=False).head(3).itertuples())
+        rows.append({"pair": f"{_group(groups, r.a)} vs {_group(groups, r.b)}", "divergence": r.divergence,
+                     "max |dp|": r.max_abs_diff, "verdict": r.verdict, "largest knob effects": top or r.differing})
+    return pd.DataFrame(rows, columns=["pair", "divergence", "max |dp|", "verdict", "largest knob effects"]), groups
+
+
+def _identical(pairs: pd.DataFrame, a: str, b: str) -> bool:
+    hit = pairs[((pairs["a"] == a) & (pairs["b"] == b)) | ((pairs["a"] == b) & (pairs["b"] == a))]
+    return bool(len(hit)) and hit["verdict"].iloc[0] == "identical"
+
+
+def _group(groups: dict[str, list[str]], name: str) -> str:
+    members = groups[name]
+    return name if len(members) == 1 else f"{name} (= {', '.join(members[1:])})"
+
+
+def _pct(share: float) -> str:
+    if share <= -10:
+        return "<0"
+    return "0%" if abs(share) < 0.005 else f"{share:.0%}"
+
+
+def _g(x: Any) -> str:
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+# ------------------------------------------------------------------- markdown
+def _md_cell(value: Any) -> str:
+    text = _g(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("<", "&lt;") or " "  # "<" could open an HTML tag; ">" is literal in a cell
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pipes escaped, one line per row)."""
+    head = "| " + " | ".join(_md_cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def markdown(run: Run) -> str:
+    out = [f"# RMSprop conformance: suite `{run.suite}`", "", f"**{_verdict_line(run)}**", ""]
+    bad = failing(run)
+    out += ["## Failing cases", ""]
+    if bad.empty:
+        out += ["None: every row is within its rounding tolerance, unsupported or skipped.", ""]
+    else:
+        out += [md_table(bad.head(MAX_ROWS)), ""]
+        if len(bad) > MAX_ROWS:
+            out += [f"... and {len(bad) - MAX_ROWS} more (summary.csv).", ""]
+    parity = run.tables["parity"]
+    out += ["## Cross-framework parity", ""]
+    if parity.empty:
+        out += ["This suite has no `[[parity]]` scenarios (try `rmsprop-harness parity`).", ""]
+    else:
+        out += ["Each framework's float64 reference on one gradient stream, same settings; divergence = "
+                "‖p_a − p_b‖ / distance moved (1 = unrelated). *alone*: the divergence that knob causes by "
+                "itself; *share*: how much of the pair's divergence matching it removes.", ""]
+        for name, info in _scenarios(run).items():
+            table, _ = folded_pairs(run, name)
+            out += [f"### {name}", "", f"{info}", "", md_table(table), ""]
+    warn = warnings(run)
+    if not warn.empty:
+        out += ["## Silent rewrites", "", md_table(warn), ""]
+    out += ["## Environment", "", _env_line(run), "", "Full report with plots: `report.html`; tables: "
+            "`summary.csv`, `divergence.csv`, `ulp_histogram.csv`, `parity.csv`, `attribution.csv`.", ""]
+    return "\n".join(out)
+
+
+def _scenarios(run: Run) -> dict[str, str]:
+    """Scenario name -> one line saying what it compares."""
+    info = run.env.get("parity", {})
+    out = {}
+    for name in dict.fromkeys(run.tables["parity"]["scenario"]):
+        s = info.get(name, {})
+        settings = ", ".join(f"{k}={v}" for k, v in s.get("settings", {}).items()) or "each framework's defaults"
+        skipped = "; ".join(f"{p}: {why}" for p, why in s.get("skipped", {}).items())
+        description = s.get("description", "").rstrip(".")
+        out[name] = (f"{description + '. ' if description else ''}Settings: {settings}; {s.get('steps', '?')} steps of "
+                     f"{s.get('stream', '?')} gradients (seed {s.get('seed', '?')})."
+                     + (f" Not comparable: {skipped}." if skipped else "")).strip()
+    return out
+
+
+def _env_line(run: Run) -> str:
+    env = run.env
+    packages = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items() if v)
+    git = env.get("git", {})
+    rev = (git.get("revision") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")
+    return (f"Python {env.get('python', '?')} on {env.get('platform', '?')}, {env.get('cpu', '?')} "
+            f"({env.get('cpu_count', '?')} cores); {packages}; git {rev}; started {env.get('started', '?')}.")
+
+
+# ----------------------------------------------------------------------- html
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;
+color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}
+.verdict{font-size:1.3em;padding:.5em 1em;border-radius:6px;display:inline-block}
+.PASS{background:#e3f6e3;color:#135c13}.FAIL{background:#fde2e2;color:#8b1111}
+.ok{background:#e3f6e3}.fail,.error{background:#fde2e2;font-weight:bold}.unsupported{color:#888}
+.skipped{background:#fff6d6}
+img{max-width:100%;height:auto;display:block;margin:.5em 0}
+figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
+.note{color:#555;font-size:.9em}
+"""
+
+
+def _img(data: bytes | None, alt: str, caption: str = "") -> str:
+    if data is None:
+        return ""
+    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return f'<figure><img alt="{html.escape(alt)}" src="{src}">{cap}</figure>'
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, escape=True, na_rep="", float_format=lambda x: f"{x:.3g}")
+
+
+def status_matrix(summary: pd.DataFrame) -> str:
+    """Case x adapter rows, dtype@device columns; each cell the status and the tolerance used."""
+    columns = list(dict.fromkeys(f"{r.dtype}@{r.device}" for r in summary.itertuples()))
+    cells: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {}
+    for r in summary.itertuples():
+        text = r.status
+        if r.status in ("ok", "fail") and pd.notna(r.tolerance_used):
+            text += f" {r.tolerance_used:.0%}" if r.tolerance_used < 10 else f" {r.tolerance_used:.3g}x"
+        cells.setdefault((r.case, r.adapter), {})[f"{r.dtype}@{r.device}"] = (r.status, text, str(r.reason))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("case", "adapter", *columns))
+    body = []
+    for (case, adapter), row in cells.items():
+        tds = []
+        for c in columns:
+            status, text, reason = row.get(c, ("", "", ""))
+            tds.append(f'<td class="{status}" title="{html.escape(reason)}">{html.escape(text)}</td>')
+        body.append(f"<tr><td>{html.escape(case)}</td><td>{html.escape(adapter)}</td>{''.join(tds)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _env_table(env: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for key, value in env.items():
+        if key in ("packages", "git", "suite"):
+            rows += [(f"{key}.{k}", v) for k, v in value.items()]
+        elif key == "workers":
+            rows += [(f"worker {k}", json.dumps(v, sort_keys=True)) for k, v in value.items()]
+        elif key in ("seeds", "parity"):
+            rows.append((key, json.dumps(value, sort_keys=True)))
+        elif key == "command":
+            rows.append((key, " ".join(map(str, value))))
+        else:
+            rows.append((key, value))
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def html_report(run: Run) -> str:
+    from . import plots
+    from .seed_example import quadratic_paths
+
+    verdict = "PASS" if run.passed else "FAIL"
+    parts = [f"<h1>RMSprop conformance: suite <code>{html.escape(run.suite)}</code></h1>",
+             f'<p class="verdict {verdict}">{html.escape(_verdict_line(run))}</p>',
+             f'<p class="note">{html.escape(str(run.env.get("suite", {}).get("path", "")))}; '
+             "errors are measured against the float64 reference in units of the rounding budget "
+             "(see README, How results are judged); a cell's percentage is the share of its tolerance used.</p>"]
+    bad = failing(run)
+    parts += ["<h2>Failing cases</h2>",
+              "<p>None: every row is within its rounding tolerance, unsupported or skipped.</p>" if bad.empty
+              else _html_table(bad)]
+
+    parity, attribution = run.tables["parity"], run.tables["attribution"]
+    if not parity.empty:
+        parts += ["<h2>Cross-framework parity</h2>",
+                  "<p>The same settings through every framework's own semantics (float64 references, one "
+                  "gradient stream). <b>divergence</b> = ‖p_a − p_b‖ / distance moved, max over steps; "
+                  "<b>verdict</b>: identical (bitwise), rounding (float64 rounding level: the same "
+                  "mathematics), below float32 (a float32 run cannot tell them apart), diverges. "
+                  "<b>Attribution</b>: each differing knob toggled alone in the reference on the same stream; "
+                  "<i>alone</i> is its own effect, <i>without</i> what is left when it matches, <i>share</i> = "
+                  "1 − without/with; the last row of each pair matches all of them and must be at rounding "
+                  "level.</p>"]
+        for name, info in _scenarios(run).items():
+            table, _ = folded_pairs(run, name)
+            parts += [f"<h3>{html.escape(name)}</h3>", f"<p>{html.escape(info)}</p>",
+                      _img(plots.parity_heatmap(parity, name), f"parity heat map {name}",
+                           "log10 pairwise divergence; = bitwise identical, ~ float64 rounding level"),
+                      _html_table(table),
+                      _img(plots.attribution_heatmap(attribution, name), f"attribution heat map {name}",
+                           "each knob's effect alone (colour) and the share of the pair's divergence it removes")]
+            rows = attribution[attribution["scenario"] == name] if len(attribution) else attribution
+            if len(rows):
+                shown = rows.drop(columns=["scenario", "knob"]).rename(columns={"label": "knob"})
+                parts += ["<details><summary>attribution table</summary>", _html_table(shown), "</details>"]
+
+    div = run.tables["divergence"]
+    if not div.empty:
+        cases = list(dict.fromkeys(div["case"]))
+        parts += ["<h2>Divergence vs step</h2>",
+                  "<p>Each adapter's divergence from the float64 reference (max over elements, in rounding "
+                  "budgets) divided by its own tolerance, so the dashed line at 1 is every adapter's "
+                  "tolerance. An exact match is drawn at the floor.</p>"]
+        parts += [_img(plots.divergence_figure(div, c), f"divergence vs step: {c}") for c in cases[:MAX_FIGURES]]
+        if len(cases) > MAX_FIGURES:
+            parts.append(f"<p class='note'>... and {len(cases) - MAX_FIGURES} more cases (divergence.csv).</p>")
+    hist = run.tables["ulp_histogram"]
+    if not hist.empty:
+        parts += ["<h2>ULP histograms</h2>",
+                  "<p>|x − x_ref| / ulp(x_ref) of every parameter element at the last step, ulp in the run "
+                  "dtype, all cases together. ≤0.5 is correctly rounded.</p>",
+                  _img(plots.ulp_figure(hist), "ULP histograms")]
+    paths = quadratic_paths()
+    rms = {k: v for k, v in paths.items() if not k.startswith("SGD")}
+    spread = max(float(abs(v - rms["torch"]).max()) for v in rms.values() if v is not rms["torch"]) if len(rms) > 1 \
+        else 0.0
+    parts += ["<h2>The seed document's picture</h2>",
+              "<p>An ill-conditioned quadratic, steep in y and flat in x: SGD (lr near its stability limit along "
+              "y) zig-zags across the valley and crawls along it; RMSprop divides each coordinate by its own "
+              "RMS and heads for the minimum. Each framework runs its own semantics with lr 0.1 and decay 0.9 "
+              f"copied in. TF1's accumulator starting at 1 makes it crawl at first; the others coincide at this "
+              f"scale (the largest gap between two of them is {spread:.2g}).</p>",
+              _img(plots.seed_contour(paths), "SGD and RMSprop trajectories over contour lines")]
+    parts += ["<h2>Status of every row</h2>", "<details open><summary>case x adapter x dtype@device (hover a "
+              "cell for its reason)</summary>", status_matrix(run.summary), "</details>"]
+    warn = warnings(run)
+    if not warn.empty:
+        parts += ["<h2>Silent rewrites</h2>", _html_table(warn)]
+    parts += ["<h2>Environment</h2>", _html_table(_env_table(run.env))]
+    title = html.escape(f"rmsprop-harness: {run.suite} ({verdict})")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
+            f"<body>{''.join(parts)}</body></html>\n")
