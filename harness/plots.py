@@ -48,21 +48,27 @@ def divergence_figure(div: pd.DataFrame, case: str) -> bytes:
     for ax, panel in zip(axes, panels, strict=True):
         dtype, device = panel.split("@")
         sub = rows[(rows["dtype"] == dtype) & (rows["device"] == device)]
+        ratio = (sub["budget_ratio"] / sub["tolerance"]).to_numpy(float)
+        finite = ratio[np.isfinite(ratio)]
+        top = max(10.0, float(finite.max()) * 10 if finite.size else 10.0)  # non-finite: drawn at the top, as x
         for adapter, g in sub.groupby("adapter", sort=False):
             used = (g["budget_ratio"] / g["tolerance"]).to_numpy(float)
-            ax.plot(g["step"], np.where(used > 0, used, FLOOR), marker="o", ms=3, lw=1.2, label=adapter,
-                    color=colors[adapter])
+            bad = ~np.isfinite(used)
+            shown = np.where(bad, top, np.where(used > 0, used, FLOOR))
+            ax.plot(g["step"], shown, marker="o", ms=3, lw=1.2, label=adapter, color=colors[adapter])
+            if bad.any():
+                ax.plot(g["step"][bad], shown[bad], ls="none", marker="x", ms=8, color=colors[adapter])
         ax.axhline(1.0, color="crimson", lw=1.5, ls="--", label="tolerance")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(FLOOR / 2, max(10.0, float((sub["budget_ratio"] / sub["tolerance"]).max()) * 2))
+        ax.set_ylim(FLOOR / 2, top * 2)
         ax.set_xlabel("step")
         ax.set_ylabel("divergence / tolerance")
         ax.set_title(f"{case}: {panel}", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
     handles, labels = axes[-1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize=8,
-               title=f"(exact: drawn at {FLOOR:g})", title_fontsize=7)
+               title=f"exact: drawn at {FLOOR:g}\nx: infinite (NaN/inf)", title_fontsize=7)
     return png(fig)
 
 
@@ -114,7 +120,7 @@ def parity_heatmap(pairs: pd.DataFrame, scenario: str) -> bytes:
     names, value, verdict = _matrix(pairs[pairs["scenario"] == scenario])
     with np.errstate(divide="ignore"):
         logv = np.log10(np.where(value > 0, value, 1e-17))
-    size = 0.7 * len(names) + 2.5
+    size = 0.55 * len(names) + 2.2
     fig = Figure(figsize=(size + 1.2, size), layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(np.where(np.isnan(value), np.nan, logv), cmap="magma_r", vmin=-17, vmax=0.5)

@@ -216,8 +216,8 @@ def markdown(run: Run) -> str:
     warn = warnings(run)
     if not warn.empty:
         out += ["## Silent rewrites", "", md_table(warn), ""]
-    out += ["## Environment", "", _env_line(run), "", "Full report with plots: `report.html`; tables: "
-            "`summary.csv`, `divergence.csv`, `ulp_histogram.csv`, `parity.csv`, `attribution.csv`.", ""]
+    csvs = ", ".join(f"`{name}.csv`" for name, frame in run.tables.items() if len(frame.columns))
+    out += ["## Environment", "", _env_line(run), "", f"Full report with plots: `report.html`; tables: {csvs}.", ""]
     return "\n".join(out)
 
 

@@ -228,3 +228,12 @@ def test_a_run_without_parity_or_rows_still_reports(tmp_path) -> None:
     md = (tmp_path / "run" / "report.md").read_text()
     assert "**PASS: 2 skipped" in md and "no `[[parity]]` scenarios" in md
     assert "<img" in (tmp_path / "run" / "report.html").read_text()  # the seed picture is always there
+
+
+def test_divergence_figure_draws_infinite_and_zero_divergence() -> None:
+    from harness.plots import divergence_figure
+
+    rows = pd.DataFrame({"case": "c", "adapter": ["a", "a", "b", "b"], "dtype": "float32", "device": "cpu",
+                         "step": [1, 2, 1, 2], "budget_ratio": [0.0, float("inf"), 1.0, float("nan")],
+                         "tolerance": 10.0})
+    assert divergence_figure(rows, "c")[:8] == b"\x89PNG\r\n\x1a\n"
