@@ -207,7 +207,8 @@ def markdown(run: Run) -> str:
     if parity.empty:
         out += ["This suite has no `[[parity]]` scenarios (try `rmsprop-harness parity`).", ""]
     else:
-        out += ["Each framework's float64 reference on one gradient stream, same settings; divergence = "
+        out += ["Each framework's float64 reference (the one its conformance rows check it against) on one "
+                "gradient stream, same settings; divergence = "
                 "‖p_a − p_b‖ / distance moved (1 = unrelated). *alone*: the divergence that knob causes by "
                 "itself; *share*: how much of the pair's divergence matching it removes.", ""]
         for name, info in _scenarios(run).items():
@@ -329,8 +330,9 @@ def html_report(run: Run) -> str:
     parity, attribution = run.tables["parity"], run.tables["attribution"]
     if not parity.empty:
         parts += ["<h2>Cross-framework parity</h2>",
-                  "<p>The same settings through every framework's own semantics (float64 references, one "
-                  "gradient stream). <b>divergence</b> = ‖p_a − p_b‖ / distance moved, max over steps; "
+                  "<p>The same settings through every framework's own semantics: each framework's float64 "
+                  "reference (the one its conformance rows check it against) on one gradient stream. "
+                  "<b>divergence</b> = ‖p_a − p_b‖ / distance moved, max over steps; "
                   "<b>verdict</b>: identical (bitwise), rounding (float64 rounding level: the same "
                   "mathematics), below float32 (a float32 run cannot tell them apart), diverges. "
                   "<b>Attribution</b>: each differing knob toggled alone in the reference on the same stream; "

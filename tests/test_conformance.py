@@ -29,14 +29,28 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, pd.DataFrame]:
+def default_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, pd.DataFrame, Path]:
     out = tmp_path_factory.mktemp("default")
     proc = _cli("--suite", "default", "--out", str(out))
-    return proc, pd.read_parquet(out / "summary.parquet")
+    return proc, pd.read_parquet(out / "summary.parquet"), out
+
+
+def test_default_run_writes_the_report_with_parity_and_attribution(default_run) -> None:
+    proc, _, out = default_run
+    assert "report: " in proc.stdout and (out / "report.html").is_file()
+    md = (out / "report.md").read_text()
+    assert md.splitlines()[2].startswith("**PASS: ")
+    for scenario in ("framework-defaults", "same-settings", "same-settings-scheduled"):
+        assert f"### {scenario}" in md
+    attr = pd.read_csv(out / "attribution.csv")
+    pair = attr[(attr["scenario"] == "framework-defaults") & (attr["a"] == "torch") & (attr["b"] == "keras")]
+    assert {"default lr", "default decay", "default eps", "eps placement"} <= set(pair["label"])
+    scheduled = attr[(attr["scenario"] == "same-settings-scheduled") & (attr["a"] == "torch") & (attr["b"] == "optax")]
+    assert scheduled.set_index("label").loc["lr placement", "share"] > 0.9  # under a schedule lr placement matters
 
 
 def test_default_suite_every_framework_ok_against_its_own_preset(default_run) -> None:
-    proc, summary = default_run
+    proc, summary, _ = default_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ran = summary[summary["status"] == "ok"]
     assert set(ran["dtype"]) == {"float32", "float64"}
@@ -54,7 +68,7 @@ def test_default_suite_every_framework_ok_against_its_own_preset(default_run) ->
 
 
 def test_silent_rewrites_are_warnings(default_run) -> None:
-    proc, summary = default_run
+    proc, summary, _ = default_run
     rows = summary[summary["case"] == "silent-rewrites"].groupby("adapter")["warnings"].agg(set)
     if "tf_keras_legacy" in rows:  # the same warning for every dtype
         [legacy] = rows["tf_keras_legacy"]
@@ -68,7 +82,7 @@ def test_silent_rewrites_are_warnings(default_run) -> None:
 
 
 def test_state_is_compared_where_the_framework_has_it(default_run) -> None:
-    _, summary = default_run
+    _, summary, _ = default_run
     mc = summary[(summary["case"] == "momentum-centered") & (summary["status"] == "ok")]
     assert len(mc) and mc["nu_budget_ratio"].notna().all() and mc["mu_budget_ratio"].notna().all()
     assert mc["trace_budget_ratio"].notna().all()
