@@ -51,6 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSVs")
 
+    be = sub.add_parser("bench", help="optimizer-step throughput of every adapter against the measured copy "
+                                      "bandwidth (roofline)")
+    be.add_argument("--suite", default="perf", metavar="NAME|PATH", help="a bench suite (default: perf)")
+    be.add_argument("--adapter", action="append", metavar="NAME", help="only these adapters (names or families)")
+    be.add_argument("--device", action="append", metavar="DEVICE", help="cpu, gpu (default: each entry's own)")
+    be.add_argument("--dtype", action="append", metavar="DTYPE", help="float32, float64, float16, bfloat16")
+    be.add_argument("--min-time", type=float, default=None, metavar="S",
+                    help="minimum measured seconds per point (default: the suite's, 0.2)")
+    be.add_argument("--repeats", type=int, default=None, metavar="N", help="minimum samples per point (default 7)")
+    be.add_argument("--out", default="reports/bench", metavar="DIR",
+                    help="folder for throughput.parquet, env.json and the report (default: reports/bench)")
+    be.add_argument("--overhead", action="store_true",
+                    help="instead: the harness against a bare loop (torch foreach, 1e6 and 1e7 parameters)")
+    be.add_argument("--no-progress", action="store_true", help="no progress line")
+    be.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSV")
+
     rep = sub.add_parser("report", help="write report.md, report.html and CSV exports for a run folder")
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by rmsprop-harness run")
 
@@ -151,6 +167,75 @@ def _run(args: argparse.Namespace) -> int:
                   f"the tables are in {args.out}/", file=sys.stderr)
             return max(result.exit_code, 2)
     return result.exit_code
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .bench import overhead_summary, run_bench, run_overhead
+
+    if args.min_time is not None and not 0 < args.min_time <= 60:
+        raise ValueError(f"--min-time {args.min_time} must be in (0, 60] seconds")
+    if args.repeats is not None and not 3 <= args.repeats <= 1000:
+        raise ValueError(f"--repeats {args.repeats} must be in [3, 1000]")
+    devices = _split(args.device)
+    if devices:
+        devices = list(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
+        bad = [d for d in devices if d not in ("cpu", "gpu")]
+        if bad:
+            raise ValueError(f"--device {bad[0]!r} is not a device (choose cpu or gpu)")
+    if args.overhead:
+        summary = overhead_summary(run_overhead(min_time=args.min_time or 0.5, out=args.out))
+        what = {"timer": "the harness's timer vs a bare loop, same optimizer",
+                "setup": "the harness-built vs a hand-built optimizer, both bare-timed"}
+        for r in summary.itertuples():
+            print(f"torch foreach, {r.n_params:.0e} parameters, {what[r.kind]}: ratio {r.ratio:.4f} (IQR "
+                  f"{r.ratio_q1:.3f}-{r.ratio_q3:.3f}, {r.pairs} paired samples; {r.harness_ms:.3f} vs "
+                  f"{r.bare_ms:.3f} ms per step)")
+        for r in summary.drop_duplicates("n_params").itertuples():
+            print(f"torch foreach, {r.n_params:.0e} parameters: the harness's figure {r.figure_ms:.3f} ms, a bare "
+                  f"loop's median {r.bare_figure_ms:.3f} ms (unpaired, consecutive: drift included)")
+        ok = bool(((summary["ratio"] - 1).abs() <= 0.03).all())
+        print(f"overhead {'within' if ok else 'NOT within'} 3% -> {args.out}/overhead.csv")
+        return 0 if ok else 1
+    console = Console(stderr=True)
+
+    def progress(row: dict) -> None:
+        if not args.no_progress:
+            what = f"{row.get('adapter')} {row.get('variant', '')} {row.get('device', '')} {row.get('n_params', '')}"
+            console.print(f"  {what}: {row.get('status')}", highlight=False)
+
+    result = run_bench(args.suite, adapters=_split(args.adapter), devices=devices, dtypes=_split(args.dtype),
+                       min_time=args.min_time, repeats=args.repeats, out=args.out, progress=progress)
+    Console().print(bench_table(result.throughput))
+    tp = result.throughput
+    for r in tp[tp["status"] != "ok"].drop_duplicates(["adapter", "status", "reason"]).itertuples():
+        print(f"  {r.adapter} {'' if r.variant != r.variant else r.variant}: {r.status}: {r.reason}")
+    counts = tp["status"].value_counts().to_dict()
+    print(f"{result.env['suite']['name']}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + f" in {result.env['wall_seconds']:.0f} s -> {args.out}/throughput.parquet")
+    if not args.no_report:
+        from .report import write_report
+
+        write_report(args.out)
+        print(f"report: {args.out}/report.md, {args.out}/report.html (+ throughput.csv)")
+    return 1 if (tp["status"] == "error").any() else 0
+
+
+def bench_table(tp):
+    """One row per measured point: median step time with its IQR, GB/s and the roofline fraction."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("adapter", "variant", "device", "dtype", "params", "tensors", "step ms (IQR)", "GB/s", "roofline",
+                "compile s"):
+        table.add_column(col, justify="right" if col in ("params", "tensors", "GB/s", "roofline") else "left")
+    for r in tp[tp["status"] == "ok"].itertuples():
+        table.add_row(r.adapter, r.variant, r.device, r.dtype, f"{r.n_params:.0e}", str(r.n_tensors),
+                      f"{r.median_s * 1e3:.4g} ({r.iqr_s * 1e3:.2g})", f"{r.gb_per_s:.3g}",
+                      f"{r.roofline_fraction:.0%}" if r.roofline_fraction == r.roofline_fraction else "",
+                      f"{r.compile_s:.2g}")
+    return table
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -328,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        commands = {"explain": _explain, "run": _run, "report": _report, "translate": _translate, "parity": _parity}
+        commands = {"explain": _explain, "run": _run, "report": _report, "translate": _translate, "parity": _parity,
+                    "bench": _bench}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; the finished rows are in the run folder", file=sys.stderr)

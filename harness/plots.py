@@ -197,3 +197,76 @@ def seed_contour(paths: dict[str, np.ndarray] | None = None) -> bytes:
     ax.set_ylabel("y (steep direction)")
     ax.legend(fontsize=8, loc="lower right")
     return png(fig)
+
+
+def _label(r) -> str:
+    return f"{r.adapter} {r.variant}" if not str(r.adapter).endswith(str(r.variant)) else str(r.adapter)
+
+
+def throughput_size_figure(tp: pd.DataFrame) -> bytes | None:
+    """Step time and effective GB/s vs parameters (model layout, one line per adapter variant, per
+    device and dtype), with the measured copy bandwidth as the roofline."""
+    ok = tp[(tp["status"] == "ok") & (tp["layout"] == "model")]
+    if ok.empty:
+        return None
+    ok = ok.assign(line=[_label(r) + ("" if r.device == "cpu" else f" [{r.device}]") + ("" if r.dtype == "float32"
+                                                                                     else f" {r.dtype}")
+                         for r in ok.itertuples()])
+    lines = list(dict.fromkeys(ok["line"]))
+    colors = _colors(lines)
+    fig = Figure(figsize=(13, 4.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for line, g in ok.groupby("line", sort=False):
+        g = g.sort_values("n_params")
+        kw = dict(marker="o", ms=3, lw=1.2, color=colors[line], label=line)
+        left.errorbar(g["n_params"], g["median_s"], yerr=[g["median_s"] - g["q1_s"], g["q3_s"] - g["median_s"]],
+                      **kw)
+        right.plot(g["n_params"], g["gb_per_s"], **kw)
+    copies = tp[(tp["status"] == "ok") & (tp["framework"] == "copy")]
+    for (adapter, device, dtype), g in copies.groupby(["adapter", "device", "dtype"]):
+        g = g.sort_values("n_params")
+        right.plot(g["n_params"], g["gb_per_s"], ls="--", lw=1.5, color="0.4" if adapter == "copy.numpy" else "0.1",
+                   label=f"{adapter} ({device}, {dtype}): roofline")
+    n = np.geomspace(ok["n_params"].min(), ok["n_params"].max(), 10)
+    ref = ok.loc[ok["n_params"].idxmax()]
+    left.plot(n, ref["median_s"] * n / ref["n_params"], ls=":", color="0.5", label="linear in size")
+    for ax, label in ((left, "seconds per step (median, IQR bars)"), (right, "effective GB/s (bytes the semantics "
+                                                                               "must move)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+    left.set_title("step time vs size", fontsize=10)
+    right.set_title("throughput vs size, against the copy bandwidth", fontsize=10)
+    handles, labels = right.get_legend_handles_labels()
+    extra = [(h, lab) for h, lab in zip(*left.get_legend_handles_labels(), strict=True) if lab == "linear in size"]
+    fig.legend([*handles, *(h for h, _ in extra)], [*labels, *(lab for _, lab in extra)], loc="outside right upper",
+               fontsize=7)
+    return png(fig)
+
+
+def throughput_tensors_figure(tp: pd.DataFrame) -> bytes | None:
+    """Step time vs the number of tensors at a fixed total size: per-tensor launch overhead."""
+    ok = tp[(tp["status"] == "ok") & (tp["layout"] != "model") & (tp["framework"] != "copy")]
+    if ok.empty or ok["n_tensors"].nunique() < 2:
+        return None
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    lines = list(dict.fromkeys(_label(r) for r in ok.itertuples()))
+    colors = _colors(lines)
+    for (size, device, dtype), group in ok.groupby(["n_params", "device", "dtype"]):
+        for line in lines:
+            g = group[[_label(r) == line for r in group.itertuples()]].sort_values("n_tensors")
+            if len(g):
+                bars = [g["median_s"] - g["q1_s"], g["q3_s"] - g["median_s"]]
+                ax.errorbar(g["n_tensors"], g["median_s"], yerr=bars, marker="o", ms=4, color=colors[line],
+                            label=f"{line} ({size:.0e} params, {device}, {dtype})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of tensors (same total parameters)")
+    ax.set_ylabel("seconds per step")
+    ax.set_title("per-tensor overhead: the same parameters in more, smaller tensors", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7)
+    return png(fig)

@@ -28,6 +28,7 @@ from .runner import TABLES, WARNING_SEPARATOR
 
 MAX_FIGURES = 40  # divergence figures (one per case); a matrix suite has more cases than anyone reads
 MAX_ROWS = 50  # failing rows listed in report.md
+REPORT_TABLES = (*TABLES, "throughput")  # a conformance run folder, a bench folder, or both
 
 
 class ReportError(ValueError):
@@ -44,7 +45,16 @@ class Run:
 
     @property
     def summary(self) -> pd.DataFrame:
-        return self.tables["summary"]
+        summary = self.tables["summary"]
+        return summary if len(summary.columns) else pd.DataFrame(columns=["suite", "case", "adapter", "status"])
+
+    @property
+    def throughput(self) -> pd.DataFrame:
+        return self.tables["throughput"]
+
+    @property
+    def conformance(self) -> bool:
+        return bool(len(self.tables["summary"].columns))
 
     @property
     def suite(self) -> str:
@@ -63,10 +73,11 @@ class Run:
 
 def load_run(run_dir: str | Path) -> Run:
     path = Path(run_dir)
-    if not (path / "summary.parquet").is_file():
-        raise ReportError(f"{run_dir}: not a run folder (no summary.parquet; make one with rmsprop-harness run)")
+    if not (path / "summary.parquet").is_file() and not (path / "throughput.parquet").is_file():
+        raise ReportError(f"{run_dir}: not a run folder (no summary.parquet or throughput.parquet; make one with "
+                          "rmsprop-harness run or bench)")
     tables = {}
-    for name in TABLES:
+    for name in REPORT_TABLES:
         file = path / f"{name}.parquet"
         try:
             tables[name] = pd.read_parquet(file) if file.is_file() else pd.DataFrame()
@@ -193,6 +204,8 @@ def md_table(frame: pd.DataFrame) -> str:
 
 
 def markdown(run: Run) -> str:
+    if not run.conformance:
+        return _bench_markdown(run)
     out = [f"# RMSprop conformance: suite `{run.suite}`", "", f"**{_verdict_line(run)}**", ""]
     bad = failing(run)
     out += ["## Failing cases", ""]
@@ -219,6 +232,68 @@ def markdown(run: Run) -> str:
         out += ["## Silent rewrites", "", md_table(warn), ""]
     csvs = ", ".join(f"`{name}.csv`" for name, frame in run.tables.items() if len(frame.columns))
     out += ["## Environment", "", _env_line(run), "", f"Full report with plots: `report.html`; tables: {csvs}.", ""]
+    return "\n".join(out)
+
+
+def comparison_size(tp: pd.DataFrame) -> int | None:
+    """The model-layout size measured by the most adapter variants (the largest of those): one size at
+    which every adapter is compared, in the memory-bound regime when the suite reaches it."""
+    ok = tp[(tp["status"] == "ok") & (tp["framework"] != "copy") & (tp["layout"] == "model")]
+    if ok.empty:
+        return None
+    counts = ok.groupby("n_params").apply(lambda g: len(g.drop_duplicates(["adapter", "variant"])))
+    return int(counts[counts == counts.max()].index.max())
+
+
+def throughput_table(tp: pd.DataFrame, common_size: bool = False) -> pd.DataFrame:
+    """Measured points as a readable table; ``common_size``: only the `comparison_size`, best first."""
+    ok = tp[(tp["status"] == "ok") & (tp["framework"] != "copy")]
+    if common_size:
+        ok = ok[(ok["layout"] == "model") & (ok["n_params"] == comparison_size(tp))].sort_values(
+            ["device", "dtype", "roofline_fraction"], ascending=[True, True, False])
+    return pd.DataFrame({
+        "bench": ok["bench"], "adapter": ok["adapter"], "variant": ok["variant"], "device": ok["device"],
+        "dtype": ok["dtype"],
+        "params": [f"{n:.0e}" for n in ok["n_params"]], "tensors": ok["n_tensors"],
+        "step ms (IQR)": [f"{m * 1e3:.4g} ({i * 1e3:.2g})" for m, i in zip(ok["median_s"], ok["iqr_s"], strict=True)],
+        "GB/s": [f"{g:.3g}" for g in ok["gb_per_s"]],
+        "of roofline": [f"{f:.0%}" if f == f else "" for f in ok["roofline_fraction"]],
+        "compile s": [f"{c:.2g}" for c in ok["compile_s"]],
+        "peak RSS MB": [f"{m / 1e6:.0f}" if m == m else "" for m in ok["peak_mem_bytes"].astype(float)],
+    })
+
+
+def _roofline_line(tp: pd.DataFrame) -> str:
+    copies = tp[(tp["status"] == "ok") & (tp["framework"] == "copy")]
+    if copies.empty:
+        return "no copy bandwidth measured"
+    parts = []
+    for (device, dtype), g in copies.groupby(["device", "dtype"]):
+        top = g[g["n_params"] == g["n_params"].max()]
+        best = top.loc[top["gb_per_s"].idxmax()]
+        parts.append(f"{device} {dtype}: copy {best['gb_per_s']:.3g} GB/s at {best['n_params']:.0e} elements "
+                     f"({best['adapter']}, read + write)")
+    return "; ".join(parts)
+
+
+def _bench_markdown(run: Run) -> str:
+    tp = run.throughput
+    counts = ", ".join(f"{n} {s}" for s, n in tp["status"].value_counts().items())
+    wall = run.env.get("wall_seconds")
+    out = [f"# RMSprop throughput: suite `{run.suite}`", "",
+           f"**{counts}{f' in {wall:.0f} s' if isinstance(wall, int | float) else ''}; roofline: "
+           f"{_roofline_line(tp)}**", "",
+           f"## Every adapter and variant at {comparison_size(tp) or 0:.0e} parameters", "",
+           "Optimizer step only, median of blocked samples (IQR in parentheses); GB/s from the bytes the semantics "
+           "must move (p, g, v read, p, v written: 20 B per float32 parameter, more with momentum or centered); "
+           "*of roofline*: that over the copy bandwidth measured in the same run at the same size.", "",
+           md_table(throughput_table(tp, common_size=True)), ""]
+    bad = tp[tp["status"] != "ok"].drop_duplicates(["adapter", "status", "reason"])
+    if len(bad):
+        out += ["## Not measured", "", md_table(bad[["adapter", "variant", "device", "status", "reason"]].fillna("")),
+                ""]
+    out += ["## Environment", "", _env_line(run), "",
+            "Every point, the scaling plots and the per-tensor overhead: `report.html`; data: `throughput.csv`.", ""]
     return "\n".join(out)
 
 
@@ -316,6 +391,8 @@ def html_report(run: Run) -> str:
     from . import plots
     from .seed_example import quadratic_paths
 
+    if not run.conformance:
+        return _bench_html(run)
     verdict = "PASS" if run.passed else "FAIL"
     parts = [f"<h1>RMSprop conformance: suite <code>{html.escape(run.suite)}</code></h1>",
              f'<p class="verdict {verdict}">{html.escape(_verdict_line(run))}</p>',
@@ -386,6 +463,38 @@ def html_report(run: Run) -> str:
         parts += ["<h2>Silent rewrites</h2>", _html_table(warn)]
     parts += ["<h2>Environment</h2>", _html_table(_env_table(run.env))]
     title = html.escape(f"rmsprop-harness: {run.suite} ({verdict})")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
+            f"<body>{''.join(parts)}</body></html>\n")
+
+
+def _bench_html(run: Run) -> str:
+    from . import plots
+
+    tp = run.throughput
+    parts = [f"<h1>RMSprop throughput: suite <code>{html.escape(run.suite)}</code></h1>",
+             f'<p class="verdict PASS">{html.escape(_roofline_line(tp))}</p>',
+             "<p>The optimizer step alone, each framework in its best practice (labelled variants). First step "
+             "timed apart (tracing and compilation: <i>compile s</i> = first step - median); warm-up until two "
+             "blocks agree within 10%; then blocks of steps, each ending in one device synchronisation, until at "
+             "least the minimum time and number of samples; median and interquartile range per step. Effective GB/s "
+             "counts the bytes the semantics must move; the roofline is the fastest plain copy measured in the same "
+             "run at the same size (read + write). Peak memory: the worker's RSS on the CPU (framework runtime "
+             "included), the allocator's peak on a GPU.</p>",
+             f"<h2>Every adapter and variant at {comparison_size(tp) or 0:.0e} parameters</h2>",
+             _html_table(throughput_table(tp, common_size=True)),
+             "<h2>Scaling with size</h2>",
+             _img(plots.throughput_size_figure(tp), "throughput vs size",
+                  "left: step time (linear in size past the caches); right: effective GB/s and the copy roofline"),
+             "<h2>Per-tensor overhead</h2>",
+             _img(plots.throughput_tensors_figure(tp), "step time vs number of tensors") or
+             "<p>No tensor-count experiment in this run.</p>",
+             "<h2>Every point</h2>", _html_table(throughput_table(tp))]
+    bad = tp[tp["status"] != "ok"].drop_duplicates(["adapter", "status", "reason"])
+    if len(bad):
+        parts += ["<h2>Not measured</h2>", _html_table(bad[["adapter", "variant", "device", "status", "reason"]])]
+    parts += ["<h2>Environment</h2>", _html_table(_env_table(run.env))]
+    title = html.escape(f"rmsprop-harness: {run.suite} throughput")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
             f"<body>{''.join(parts)}</body></html>\n")

@@ -226,6 +226,8 @@ class _Loader:
                 raise self.fail(f"{where}{key}", f"unknown key{_suggest(key, allowed)}")
 
     def suite(self, data: dict, digest: str) -> Suite:
+        if "bench" in data and "case" not in data:
+            raise self.fail("bench", f"a benchmark suite: run it with rmsprop-harness bench --suite {self.path.stem}")
         self.keys(data, TOP_KEYS, "")
         name = data.get("name", self.path.stem)
         description = data.get("description", "")

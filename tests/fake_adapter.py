@@ -13,6 +13,8 @@ import os
 import time
 from collections.abc import Iterator
 
+import numpy as np
+
 from harness.adapters.base import Adapter, Snapshot, Task
 from harness.streams import GradientStream, cast
 from reference import init, presets, update
@@ -53,3 +55,28 @@ class Fake(Adapter):
                     first = next(iter(out))
                     out[first].reshape(-1)[0] = float("nan")
                 yield Snapshot(t, out, {"nu": dict(zip(params, state.nu, strict=True))})
+
+    # -- benchmark: the same RMSprop in NumPy; FAKE_BENCH=raise|crash misbehaves
+    def bench_variants(self, device: str) -> dict[str, str]:
+        return {"numpy": "the stand-in's NumPy step"}
+
+    def bench(self, point):
+        from harness.adapters.base import Stepper
+
+        behaviour = os.environ.get("FAKE_BENCH", "ok")
+        if behaviour == "raise":
+            raise MemoryError("pretend the device is full")
+        if behaviour == "crash":
+            os._exit(4)
+        params, grads = point.arrays()
+        lr = point.kwargs.get("lr", 1e-2)
+        v = {n: np.zeros_like(p) for n, p in params.items()}
+
+        def step() -> None:
+            for n, p in params.items():
+                g = grads[n]
+                v[n] *= 0.99
+                v[n] += 0.01 * g * g
+                p -= lr * g / (np.sqrt(v[n]) + 1e-8)
+
+        return Stepper(step)

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import STATE_KINDS, Adapter, Snapshot, Task
+from .base import STATE_KINDS, Adapter, BenchPoint, Snapshot, Stepper, Task
 
-__all__ = ["ADAPTERS", "BUILTIN", "ENTRY_POINT_GROUP", "STATE_KINDS", "Adapter", "AdapterInfo", "Snapshot", "Task",
+__all__ = ["ADAPTERS", "BUILTIN", "ENTRY_POINT_GROUP", "ONE_THREAD", "STATE_KINDS", "Adapter", "AdapterInfo",
+           "BenchPoint", "Snapshot", "Stepper", "Task",
            "entry_points", "register_user_adapter", "resolve"]
 
 ENTRY_POINT_GROUP = "rmsprop_harness.adapters"
 
 # Conformance runs are single-threaded per worker: the frameworks otherwise fight over
 # the cores, and elementwise results do not depend on the thread count.
-_ONE_THREAD = {
+ONE_THREAD = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "TF_NUM_INTRAOP_THREADS": "1",
@@ -56,7 +57,7 @@ class AdapterInfo:
 
 def _info(name: str, target: str, preset: str, family: str, devices: tuple[str, ...] = ("cpu", "gpu"),
           **env: str) -> AdapterInfo:
-    return AdapterInfo(name, target, preset, family, {**_ONE_THREAD, **env}, devices)
+    return AdapterInfo(name, target, preset, family, {**ONE_THREAD, **env}, devices)
 
 
 _T, _K, _TF = "harness.adapters.torch_adapter", "harness.adapters.keras_adapter", "harness.adapters.tf_adapter"
@@ -99,11 +100,11 @@ def register_user_adapter(target: str, name: str | None = None) -> AdapterInfo:
         return ADAPTERS[_USER_TARGETS[target]]
     from ..worker import describe
 
-    meta = describe(target, {**_ONE_THREAD})
+    meta = describe(target, {**ONE_THREAD})
     name = name or meta["name"]
     if name in ADAPTERS and ADAPTERS[name].target != target:
         raise KeyError(f"adapter {target}: its name {name!r} is already taken by {ADAPTERS[name].target}")
-    info = AdapterInfo(name, target, meta["preset"], meta["family"], {**_ONE_THREAD, **meta["env"]},
+    info = AdapterInfo(name, target, meta["preset"], meta["family"], {**ONE_THREAD, **meta["env"]},
                        tuple(meta["devices"]))
     ADAPTERS[name] = info
     _USER_TARGETS[target] = name

@@ -15,7 +15,7 @@ State is reported under the reference's names so it can be compared directly:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -66,6 +66,41 @@ class Snapshot:
     state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
+@dataclass
+class BenchPoint:
+    """One throughput measurement: an adapter's variant on a device and dtype, over ``shapes``."""
+
+    adapter: str
+    variant: str
+    device: str
+    dtype: str
+    shapes: dict[str, tuple[int, ...]]
+    kwargs: dict[str, Any]
+    seed: int = 0
+
+    def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Seeded initial parameters and one gradient per tensor, generated directly in the run dtype
+        (float32 for the narrow ones; a benchmark at 1e8 parameters must not make float64 copies)."""
+        dtype = np.float64 if self.dtype == "float64" else np.float32
+        params, grads = {}, {}
+        for i, (n, shape) in enumerate(self.shapes.items()):
+            rng = np.random.default_rng([self.seed, i])
+            params[n] = rng.standard_normal(shape, dtype=dtype)
+            grads[n] = rng.standard_normal(shape, dtype=dtype) * dtype(1e-3)
+        return params, grads
+
+
+@dataclass
+class Stepper:
+    """A prepared optimizer step for the timer: ``step()`` enqueues one step, ``sync()`` waits until
+    the device has finished every step enqueued so far; ``device_peak()`` is the peak device memory
+    in bytes since the stepper was built (None on the CPU, where the worker samples its RSS)."""
+
+    step: Callable[[], Any]
+    sync: Callable[[], Any] = lambda: None
+    device_peak: Callable[[], int | None] = lambda: None
+
+
 class Adapter:
     """Base class: subclasses set the class attributes and implement `available` and `run`.
 
@@ -105,6 +140,14 @@ class Adapter:
 
     def run(self, task: Task) -> Iterator[Snapshot]:
         raise NotImplementedError
+
+    def bench_variants(self, device: str) -> dict[str, str]:
+        """Benchmark variants on ``device``: name -> what it is (``rmsprop-harness bench``)."""
+        return {}
+
+    def bench(self, point: BenchPoint) -> Stepper:
+        """A `Stepper` running ``point.variant`` with ``point.kwargs`` over ``point.arrays()``."""
+        raise NotImplementedError(f"{self.name} has no benchmark")
 
 
 def as_float64(x: Any) -> np.ndarray:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 from ._common import cpu_name, missing, package_version
-from .base import Adapter, Snapshot, Task, as_float64
+from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -64,6 +64,56 @@ class Keras(Adapter):
                 if t in record:
                     yield Snapshot(t, {n: _numpy(v) for n, v in zip(names, variables, strict=True)},
                                    _state(opt, names))
+
+    def bench_variants(self, device: str) -> dict[str, str]:
+        eager = {"eager": "optimizer.apply op by op, as a custom eager loop runs it"}
+        if self.backend == "tensorflow":
+            return {**eager, "tf.function": "optimizer.apply in a tf.function (graph, no XLA)",
+                    "jit_compile": "optimizer.apply in tf.function(jit_compile=True) (XLA), as model.fit's "
+                                   "default jit_compile='auto' does"}
+        if self.backend == "jax":
+            return {**eager, "jit+donate": "stateless_apply in jax.jit with the variables donated, as "
+                                           "model.fit's JAX train step runs it"}
+        return eager
+
+    def bench(self, point: BenchPoint) -> Stepper:
+        import keras
+
+        params0, grads0 = point.arrays()
+        names = list(params0)
+        with keras.device("gpu:0" if point.device == "gpu" else "cpu:0"):
+            variables = [keras.Variable(params0.pop(n), dtype=point.dtype, name=n) for n in names]
+            grads = [keras.ops.convert_to_tensor(grads0.pop(n), dtype=point.dtype) for n in names]
+            opt = keras.optimizers.RMSprop(**point.kwargs)
+            opt.build(variables)
+        sync, peak = lambda: None, lambda: None
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            apply = lambda: opt.apply(grads, variables)  # noqa: E731
+            if point.variant != "eager":
+                apply = tf.function(apply, jit_compile=point.variant == "jit_compile")
+            if point.device == "gpu":
+                sync = lambda: variables[-1].value.numpy()  # noqa: E731 - a read waits for the queued steps
+            return Stepper(apply, sync, peak)
+        if self.backend == "jax":
+            import jax
+
+            sync = lambda: jax.block_until_ready([v.value for v in variables])  # noqa: E731
+            if point.variant == "eager":
+                return Stepper(lambda: opt.apply(grads, variables), sync, peak)
+            step = jax.jit(opt.stateless_apply, donate_argnums=(0, 2))
+            holder = [[v.value for v in opt.variables], [v.value for v in variables]]
+
+            def one() -> None:
+                holder[1], holder[0] = step(holder[0], grads, holder[1])
+
+            return Stepper(one, lambda: jax.block_until_ready(holder), peak)
+        import torch
+
+        if point.device == "gpu":
+            sync = torch.cuda.synchronize
+        return Stepper(lambda: opt.apply(grads, variables), sync, peak)
 
 
 def _numpy(v) -> object:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._common import cpu_name, missing
-from .base import Adapter, Snapshot, Task, as_float64
+from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 
 
 def _state_fields(state: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -95,3 +95,36 @@ class Optax(Adapter):
                 if "trace" in out:  # optax's trace is the negated, lr-scaled update
                     out["trace"] = {n: -v for n, v in out["trace"].items()}
                 yield Snapshot(t, {n: as_float64(np.asarray(p, np.float64)) for n, p in params.items()}, out)
+
+    def bench_variants(self, device: str) -> dict[str, str]:
+        return {"jit": "jax.jit(update + apply_updates): fresh output buffers every step",
+                "jit+donate": "the same with donate_argnums=(params, state): updated in place, as a training "
+                              "loop should"}
+
+    def bench(self, point: BenchPoint) -> Stepper:
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        device = jax.devices("gpu" if point.device == "gpu" else "cpu")[0]
+        dtype = jnp.dtype(point.dtype)
+        params0, grads0 = point.arrays()
+        params = {n: jax.device_put(jnp.asarray(params0.pop(n), dtype), device) for n in list(params0)}
+        grads = {n: jax.device_put(jnp.asarray(grads0.pop(n), dtype), device) for n in list(grads0)}
+        opt = optax.rmsprop(**point.kwargs)
+
+        def update(params, state, grads):
+            updates, state = opt.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        step = jax.jit(update, donate_argnums=(0, 1) if point.variant == "jit+donate" else ())
+        holder = [params, opt.init(params)]
+
+        def one() -> None:
+            holder[0], holder[1] = step(holder[0], holder[1], grads)
+
+        def peak() -> int | None:
+            stats = device.memory_stats() if point.device == "gpu" else None
+            return None if not stats else int(stats.get("peak_bytes_in_use", 0))
+
+        return Stepper(one, lambda: jax.block_until_ready(holder), peak)

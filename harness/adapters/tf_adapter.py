@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import ClassVar
 
 from ._common import cpu_name, missing, package_version
-from .base import Adapter, Snapshot, Task, as_float64
+from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,6 +51,32 @@ class _TensorFlow(Adapter):
                 out[kind] = [opt.get_slot(v, slot) for v in variables]
         return out
 
+    #: benchmark variant -> (what it is, wrap apply_gradients in a tf.function, optimizer kwargs)
+    BENCH: ClassVar[dict[str, tuple[str, bool, dict]]] = {
+        "eager": ("apply_gradients op by op (eager)", False, {}),
+        "tf.function": ("apply_gradients in a tf.function (graph)", True, {}),
+    }
+
+    def bench_variants(self, device: str) -> dict[str, str]:
+        return {v: what for v, (what, _, _) in self.BENCH.items()}
+
+    def bench(self, point: BenchPoint) -> Stepper:
+        import tensorflow as tf
+
+        _, traced, extra = self.BENCH[point.variant]
+        dtype = tf.as_dtype(point.dtype)
+        params0, grads0 = point.arrays()
+        with tf.device("/GPU:0" if point.device == "gpu" else "/CPU:0"):
+            variables = [tf.Variable(params0.pop(n), dtype=dtype, name=n) for n in list(params0)]
+            grads = [tf.constant(grads0.pop(n), dtype=dtype) for n in list(grads0)]
+            opt = self.optimizer({**point.kwargs, **extra}, False)
+            self.step(opt, grads, variables)  # creates the slots outside any tf.function
+            apply = lambda: self.step(opt, grads, variables)  # noqa: E731
+            if traced:
+                apply = tf.function(apply)
+        sync = (lambda: variables[-1].numpy()) if point.device == "gpu" else (lambda: None)
+        return Stepper(apply, sync)
+
     def run(self, task: Task) -> Iterator[Snapshot]:
         import tensorflow as tf
 
@@ -75,6 +102,11 @@ class _TensorFlow(Adapter):
 
 class TFKeras(_TensorFlow):
     name = "tf_keras"
+    BENCH = {  # noqa: RUF012 - class constant
+        "jit_compile": ("apply_gradients in a tf.function; the optimizer's default jit_compile=True compiles "
+                        "its update with XLA", True, {}),
+        "tf.function": ("apply_gradients in a tf.function with jit_compile=False", True, {"jit_compile": False}),
+    }
 
     def optimizer(self, kwargs, scheduled):
         import tf_keras
@@ -101,6 +133,7 @@ class TFKerasLegacy(_TensorFlow):
 
 class TF1(_TensorFlow):
     name = "tf1"
+    BENCH = {"eager": _TensorFlow.BENCH["eager"]}  # noqa: RUF012 - tf1.function is the traced one
 
     _lr: float = 0.0
 
@@ -119,6 +152,7 @@ class TF1Function(_TensorFlow):
     """TF1's optimizer traced into one ``tf.function`` (graph mode), as TF2 code runs it."""
 
     name = "tf1.function"
+    BENCH = {"tf.function": ("apply_gradients traced once into a tf.function", False, {})}  # noqa: RUF012
 
     def optimizer(self, kwargs, scheduled):
         import tensorflow as tf
@@ -189,3 +223,36 @@ class TFRaw(_TensorFlow):
                     if kw["momentum"] > 0:  # with momentum 0 the buffer holds lr*g/den, not a trace
                         state["trace"] = host(mom)
                     yield Snapshot(t, host(var), state)
+
+    def bench_variants(self, device: str) -> dict[str, str]:
+        return {"tf.function": "ResourceApply(Centered)RMSProp per variable in one tf.function: the fused "
+                               "C++ kernel, one launch per tensor"}
+
+    def bench(self, point: BenchPoint) -> Stepper:
+        import tensorflow as tf
+
+        kw = point.kwargs
+        dtype = tf.as_dtype(point.dtype)
+        centered = bool(kw.get("centered", False))
+        params0, grads0 = point.arrays()
+        names = list(params0)
+        with tf.device("/GPU:0" if point.device == "gpu" else "/CPU:0"):
+            var = [tf.Variable(params0.pop(n), dtype=dtype) for n in names]
+            grads = [tf.constant(grads0.pop(n), dtype=dtype) for n in names]
+            ms = [tf.Variable(tf.fill(v.shape, tf.constant(kw.get("ms_init", 0.0), dtype))) for v in var]
+            mom = [tf.Variable(tf.zeros(v.shape, dtype)) for v in var]
+            mg = [tf.Variable(tf.zeros(v.shape, dtype)) for v in var] if centered else []
+            lr, rho, momentum, epsilon = (tf.constant(kw[k], dtype) for k in ("lr", "rho", "momentum", "epsilon"))
+
+            @tf.function
+            def apply() -> None:
+                for i, g in enumerate(grads):
+                    common = dict(var=var[i].handle, ms=ms[i].handle, mom=mom[i].handle, lr=lr, rho=rho,
+                                  momentum=momentum, epsilon=epsilon, grad=g)
+                    if centered:
+                        tf.raw_ops.ResourceApplyCenteredRMSProp(mg=mg[i].handle, **common)
+                    else:
+                        tf.raw_ops.ResourceApplyRMSProp(**common)
+
+        sync = (lambda: var[-1].numpy()) if point.device == "gpu" else (lambda: None)
+        return Stepper(apply, sync)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ._common import cpu_name, missing
-from .base import Adapter, Snapshot, Task, as_float64
+from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 
 _STATE = {"square_avg": "nu", "grad_avg": "mu", "momentum_buffer": "trace"}
 
@@ -61,6 +61,55 @@ class TorchRMSprop(Adapter):
                             state[kind][n] = as_float64(opt.state[p][key].detach().cpu().double())
                 params_out = {n: as_float64(p.detach().cpu().double()) for n, p in zip(names, params, strict=True)}
                 yield Snapshot(t, params_out, {k: v for k, v in state.items() if v})
+
+    def bench_variants(self, device: str) -> dict[str, str]:
+        if self.capturable:
+            return {"cuda-graph": "capturable=True, foreach: the step captured once in a CUDA graph and "
+                                  "replayed (no CPU launch overhead)"} if device == "gpu" else {}
+        if self.foreach:
+            return {"foreach": "foreach=True: multi-tensor kernels, a few launches per step for all tensors",
+                    "compiled": "torch.compile of the foreach step (inductor; compile time reported apart)"}
+        return {"for-loop": "foreach=False: the default single-tensor loop, kernels per tensor and operation"}
+
+    def bench(self, point: BenchPoint) -> Stepper:
+        import torch
+
+        device = torch.device("cuda" if point.device == "gpu" else "cpu")
+        dtype = getattr(torch, point.dtype)
+        params0, grads0 = point.arrays()
+        params = []
+        for n in list(params0):
+            # copy=True: torch-owned (64-byte aligned) memory, as a model's parameters are, not NumPy's buffer
+            p = torch.nn.Parameter(torch.from_numpy(params0.pop(n)).to(device, dtype, copy=True))
+            p.grad = torch.from_numpy(grads0.pop(n)).to(device, dtype, copy=True)
+            params.append(p)
+        cuda = device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        peak = (lambda: int(torch.cuda.max_memory_allocated())) if cuda else (lambda: None)
+        kwargs = {**point.kwargs, "foreach": self.foreach}
+        if point.variant == "cuda-graph":
+            opt = torch.optim.RMSprop(params, **kwargs, capturable=True)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # state is allocated by eager warm-up steps, outside the capture
+                for _ in range(3):
+                    opt.step()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                opt.step()
+            return Stepper(graph.replay, sync, peak)
+        opt = torch.optim.RMSprop(params, **kwargs)
+        if point.variant == "compiled":
+            @torch.compile(fullgraph=False)
+            def compiled() -> None:
+                opt.step()
+
+            return Stepper(compiled, sync, peak)
+        return Stepper(opt.step, sync, peak)
 
 
 class Single(TorchRMSprop):

@@ -1,0 +1,199 @@
+"""`rmsprop-harness bench`: bytes model, layouts, the timer's protocol, suites, the worker and its report.
+
+Nothing here asserts a speed (performance claims live in the benchmark and its report, not in
+tests); the timer is checked for what it must do (synchronise each block, take the samples
+asked for, exclude the first step), not for how fast anything is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+import pytest
+from markdown_it import MarkdownIt
+
+from harness.adapters import ADAPTERS, AdapterInfo
+from harness.adapters.base import Stepper
+from harness.bench import (
+    THROUGHPUT_COLUMNS,
+    BenchError,
+    bytes_per_param,
+    load_bench_suite,
+    measure,
+    model_shapes,
+    plan,
+    run_bench,
+    split_shapes,
+)
+from harness.cli import main
+from harness.report import write_report
+from harness.suite import SuiteError, load_suite
+from reference import presets
+
+
+def test_bytes_per_param_follow_the_semantics() -> None:
+    assert bytes_per_param(presets.torch(), "float32") == 20  # read p, g, v; write p, v
+    assert bytes_per_param(presets.torch(momentum=0.9), "float32") == 28
+    assert bytes_per_param(presets.torch(momentum=0.9, centered=True), "float32") == 36
+    assert bytes_per_param(presets.optax(1e-3), "float64") == 40
+    assert bytes_per_param(None, "float32") == 8  # a copy: read + write
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 12345, 100_000, 10_000_000])
+def test_model_layout_is_exact_and_model_like(n) -> None:
+    shapes = model_shapes(n)
+    assert sum(math.prod(s) for s in shapes.values()) == n
+    if n >= 1000:
+        assert 8 <= len(shapes) <= 9 and shapes["layer0.weight"][0] == shapes["layer0.weight"][1]
+    split = split_shapes(n, min(n, 10))
+    assert sum(math.prod(s) for s in split.values()) == n and len(split) == min(n, 10)
+
+
+def test_measure_synchronises_every_block_and_takes_the_samples_asked_for() -> None:
+    calls = {"step": 0, "sync": 0, "pending": 0}
+
+    def step() -> None:
+        calls["step"] += 1
+        calls["pending"] += 1
+        time.sleep(0.0002)
+
+    def sync() -> None:
+        calls["sync"] += 1
+        calls["pending"] = 0
+
+    t = measure(Stepper(step, sync), min_time=0.05, repeats=5, min_warmup=0.01)
+    assert t.samples >= 5 and t.steps_per_sample >= 1
+    assert t.q1_s <= t.median_s <= t.q3_s and t.iqr_s >= 0
+    assert t.median_s >= 0.0002  # sleep never returns early: a lower bound, not a speed claim
+    assert calls["pending"] == 0  # no step is left unsynchronised when a sample's clock stops
+    assert calls["sync"] >= t.samples + 2  # one before, the first step, the warm-up blocks, each sample
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("[[bench]]\nsizes = [0]\n", "bench[0].sizes: expected whole numbers of parameters >= 1"),
+    ("[[bench]]\nadapters = ['mxnet']\n", "bench[0].adapters: unknown adapter 'mxnet'"),
+    ("[[bench]]\nsettings = { alpha = 0.9 }\n", "bench[0].settings: expected a table of lr, decay"),
+    ("[[bench]]\nrepeats = 1\n", "bench[0].repeats: expected an integer in [3, 1000]"),
+    ("[[bench]]\ntensors = [0]\n", "bench[0].tensors: expected a list of tensor counts >= 1"),
+    ("[[bench]]\nsettings = { weight_decay = 0.1 }\nadapters = ['tf1']\n", "tf1: unsupported: weight_decay"),
+    ("[[case]]\nname = 'a'\n", "case: unknown key; a conformance suite is run by rmsprop-harness run"),
+    ("[[bench]]\nsizse = [1]\n", "bench[0].sizse: unknown key"),
+])
+def test_bad_bench_suites_are_one_line(tmp_path, body, message) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text(body)
+    with pytest.raises(BenchError) as exc:
+        load_bench_suite(path)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_perf_suite_plans_every_adapter_and_a_copy_roofline_per_size() -> None:
+    suite = load_bench_suite("perf")
+    jobs = plan(suite)
+    adapters = {j.adapter for j in jobs}
+    assert set(ADAPTERS) - {"keras.jax", "keras.torch", "keras.tensorflow"} <= adapters
+    assert {"keras.tensorflow", "keras.jax", "keras.torch", "copy.numpy", "copy.torch"} <= adapters
+    copy = next(j for j in jobs if j.adapter == "copy.numpy")
+    sizes = {n for e in suite.entries for n in e.sizes}
+    assert [s["x"][0] for _, s in copy.layouts] == sorted(sizes)
+    with pytest.raises(SuiteError, match="a benchmark suite: run it with rmsprop-harness bench --suite perf"):
+        load_suite("perf")
+
+
+BENCH = """
+name = "fake-bench"
+[[bench]]
+name = "size"
+adapters = ["fake"]
+sizes = [1000, 20000]
+min_time = 0.02
+repeats = 3
+settings = { lr = 1e-3 }
+[[bench]]
+name = "tensors"
+adapters = ["fake"]
+sizes = [20000]
+tensors = [1, 10]
+min_time = 0.02
+repeats = 3
+"""
+
+
+@pytest.fixture
+def fake_bench(monkeypatch, tmp_path):
+    monkeypatch.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake",
+                                                      devices=("cpu",)))
+    path = tmp_path / "bench.toml"
+    path.write_text(BENCH)
+    return path
+
+
+def test_bench_rows_roofline_and_report(fake_bench, tmp_path) -> None:
+    out = tmp_path / "bench"
+    result = run_bench(fake_bench, out=out, adapters=["fake"])
+    tp = pd.read_parquet(out / "throughput.parquet")
+    assert list(tp.columns) == THROUGHPUT_COLUMNS and len(tp) == len(result.throughput)
+    fake = tp[tp["adapter"] == "fake"]
+    assert set(fake["status"]) == {"ok"} and len(fake) == 4
+    assert set(fake["bytes_per_param"]) == {20}
+    assert sorted(fake["n_tensors"]) == [1, 9, 9, 10]  # the model layout (9 tensors at these sizes), then 1, 10
+    assert (fake["gb_per_s"] - fake["params_per_s"] * 20 / 1e9).abs().max() < 1e-9
+    copies = tp[(tp["framework"] == "copy") & (tp["status"] == "ok")]
+    assert set(copies["n_params"]) == {1000, 20000}
+    for r in fake.itertuples():  # the roofline is the fastest copy at the same size, device and dtype
+        best = copies[(copies["n_params"] == r.n_params)]["gb_per_s"].max()
+        assert r.copy_gb_per_s == pytest.approx(best) and r.roofline_fraction == pytest.approx(r.gb_per_s / best)
+    assert (fake["peak_mem_bytes"] > 0).all() and (fake["mem_delta_bytes"] >= 0).all()
+    assert (fake["q1_s"] <= fake["median_s"]).all() and (fake["median_s"] <= fake["q3_s"]).all()
+    write_report(out)
+    md = (out / "report.md").read_text()
+    assert md.startswith("# RMSprop throughput: suite `fake-bench`") and "## Every adapter and variant at 2e+04" in md
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    assert sum(t.type == "table_open" for t in tokens) >= 1
+    html = (out / "report.html").read_text()
+    assert 'alt="throughput vs size"' in html and 'alt="step time vs number of tensors"' in html
+    assert (out / "throughput.csv").is_file()
+
+
+@pytest.mark.parametrize(("behaviour", "reason"), [("raise", "MemoryError: pretend the device is full"),
+                                                     ("crash", "worker exited with 4")])
+def test_a_failing_adapter_is_an_error_row_and_the_rest_goes_on(fake_bench, tmp_path, monkeypatch, behaviour,
+                                                                 reason) -> None:
+    monkeypatch.setenv("FAKE_BENCH", behaviour)
+    result = run_bench(fake_bench, out=None, adapters=["fake"])
+    tp = result.throughput
+    errors = tp[tp["adapter"] == "fake"]
+    assert set(errors["status"]) == {"error"} and errors["reason"].str.contains(reason).all()
+    assert (tp[tp["adapter"] == "copy.numpy"]["status"] == "ok").all()  # other workers still measured
+
+
+@pytest.mark.framework
+def test_torch_and_optax_variants_run() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("optax")
+    from harness.bench import BenchEntry, BenchSuite
+
+    entry = BenchEntry("smoke", ("torch.single", "torch.foreach", "optax", "tf.raw"),
+                       ("for-loop", "foreach", "jit", "jit+donate", "tf.function"), (1000,), None, ("float32",),
+                       "auto", {"lr": 1e-3}, 0.01, 3)
+    result = run_bench(BenchSuite("smoke", "", None, (entry,)), out=None)
+    ok = result.throughput[result.throughput["status"] == "ok"]
+    got = set(zip(ok["adapter"], ok["variant"], strict=True))
+    assert {("torch.single", "for-loop"), ("torch.foreach", "foreach"), ("optax", "jit"),
+            ("optax", "jit+donate")} <= got
+    assert (ok["compile_s"] >= 0).all() and ok["roofline_fraction"].notna().all()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--suite", "nothing"], "nothing: no such bench suite"),
+    (["--adapter", "mxnet"], "unknown adapter 'mxnet'"),
+    (["--min-time", "0"], "--min-time 0.0 must be in (0, 60]"),
+    (["--repeats", "2"], "--repeats 2 must be in [3, 1000]"),
+    (["--device", "tpu"], "--device 'tpu' is not a device"),
+])
+def test_bench_cli_bad_input(argv, message, capsys, tmp_path) -> None:
+    assert main(["bench", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rmsprop-harness: error: ") and message in err and "\n" not in err, err
