@@ -22,10 +22,14 @@ the fused TF kernel; ...). The gradients stay fixed; nothing else runs in the lo
 **Bytes and roofline.** An RMSprop step must read p, g, v and write p, v: 5 values
 per parameter (20 bytes in float32), 2 more each for a momentum buffer and for
 centered's mean gradient (`bytes_per_param`, from the adapter's semantics). The
-same run measures a plain copy (``np.copyto`` in one thread; ``Tensor.copy_`` on
-the CPU with torch's threads and device-to-device on a GPU) at every size, dtype and
-device, counting read + write; the roofline is the fastest copy there, and
-``roofline_fraction`` = effective GB/s / copy GB/s.
+same run measures plain memory kernels at every size, dtype and device: a copy
+(``np.copyto`` in one thread; ``Tensor.copy_`` with torch's threads, device to device
+on a GPU; read + write) and an in-place add (``a += b``: read two, write one). An
+optimizer updates in place, and a copy to a separate buffer also pays write-allocate
+traffic (each destination line is read before it is overwritten), so on a CPU the
+in-place add is the fairer ceiling. The roofline is the fastest of these kernels at
+that size, and ``roofline_fraction`` = effective GB/s / roofline GB/s (the
+``copy_gb_per_s`` column).
 
 **Memory.** On the CPU the worker resets its RSS high-water mark before a point is
 built and reads it after the measurement (`PeakRss`; no sampling thread perturbs the
@@ -84,11 +88,12 @@ class BenchError(ValueError):
 
 
 # ------------------------------------------------------------------ bytes and layouts
-def bytes_per_param(spec: RMSpropSpec | None, dtype: str) -> int:
+def bytes_per_param(spec: RMSpropSpec | None, dtype: str, variant: str = "copy") -> int:
     """Bytes one step must move per parameter: read p, g, v, write p, v; +2 values for a
-    momentum buffer, +2 for centered's mean gradient (a copy: read + write)."""
+    momentum buffer, +2 for centered's mean gradient. Without a spec, the roofline kernels:
+    a copy reads and writes (2 values), an in-place add reads two and writes one (3)."""
     if spec is None:
-        return 2 * ITEMSIZE[dtype]
+        return (3 if variant == "add" else 2) * ITEMSIZE[dtype]
     values = 5 + (2 if spec.momentum > 0 or spec.nesterov else 0) + (2 if spec.centered else 0)
     return values * ITEMSIZE[dtype]
 
@@ -244,13 +249,16 @@ class NumpyCopy(Adapter):
         return None
 
     def bench_variants(self, device: str) -> dict[str, str]:
-        return {"copy": "np.copyto(dst, src), one thread"} if device == "cpu" else {}
+        return {"copy": "np.copyto(dst, src), one thread",
+                "add": "np.add(a, b, out=a), one thread: in place, as an optimizer updates"} if device == "cpu" else {}
 
     def bench(self, point: BenchPoint) -> Stepper:
         n = sum(math.prod(s) for s in point.shapes.values())
         src = np.random.default_rng(point.seed).standard_normal(n).astype(np.dtype(_np_dtype(point.dtype)))
-        dst = np.empty_like(src)
-        return Stepper(lambda: np.copyto(dst, src))
+        dst = np.zeros_like(src)
+        if point.variant == "add":
+            return Stepper(lambda: np.add(dst, src, out=dst), threads=1)
+        return Stepper(lambda: np.copyto(dst, src), threads=1)
 
 
 class TorchCopy(Adapter):
@@ -276,7 +284,8 @@ class TorchCopy(Adapter):
         return torch.cuda.get_device_name(0) if device == "gpu" else cpu_name()
 
     def bench_variants(self, device: str) -> dict[str, str]:
-        return {"copy": "Tensor.copy_ (torch's intra-op threads on the CPU; device to device on a GPU)"}
+        return {"copy": "dst.copy_(src) (torch's intra-op threads on the CPU; device to device on a GPU)",
+                "add": "a.add_(b): in place, as an optimizer updates (no write-allocate traffic)"}
 
     def bench(self, point: BenchPoint) -> Stepper:
         import torch
@@ -284,9 +293,11 @@ class TorchCopy(Adapter):
         n = sum(math.prod(s) for s in point.shapes.values())
         device = torch.device("cuda" if point.device == "gpu" else "cpu")
         src = torch.randn(n, device=device, dtype=torch.float32).to(getattr(torch, point.dtype))
-        dst = torch.empty_like(src)
-        cuda = device.type == "cuda"
-        return Stepper(lambda: dst.copy_(src), torch.cuda.synchronize if cuda else (lambda: None))
+        dst = torch.zeros_like(src)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        if point.variant == "add":
+            return Stepper(lambda: dst.add_(src), sync)
+        return Stepper(lambda: dst.copy_(src), sync)
 
 
 def _np_dtype(dtype: str) -> str:
@@ -544,7 +555,8 @@ def _point(adapter: Adapter, job: dict, base: dict, device: str, dtype: str, lab
                "steps_per_sample": timing.steps_per_sample, "first_step_s": timing.first_step_s,
                "compile_s": max(0.0, timing.first_step_s - timing.median_s),
                "peak_mem_bytes": peak if peak is not None else rss.peak,
-               "mem_delta_bytes": None if peak is not None else rss.peak - rss.baseline, "threads": _threads()})
+               "mem_delta_bytes": None if peak is not None else rss.peak - rss.baseline,
+               "threads": stepper.threads or _threads()})
     except Exception as exc:  # one variant failing (out of memory, a compiler missing) must not stop the rest
         last = traceback.format_exception_only(type(exc), exc)[-1].strip().splitlines()[0][:300]
         _emit({**row, "status": "error", "reason": last})
@@ -670,8 +682,8 @@ def _finish(rows: list[dict], suite: str, specs: dict[tuple, RMSpropSpec | None]
         if col not in frame:
             frame[col] = np.nan
     frame["suite"] = suite
-    frame["bytes_per_param"] = [bytes_per_param(specs.get((r.adapter, r.bench)), r.dtype) if isinstance(r.dtype, str)
-                                else np.nan for r in frame.itertuples()]
+    frame["bytes_per_param"] = [bytes_per_param(specs.get((r.adapter, r.bench)), r.dtype, str(r.variant))
+                                if isinstance(r.dtype, str) else np.nan for r in frame.itertuples()]
     frame["steps_per_s"] = 1.0 / frame["median_s"]
     frame["params_per_s"] = frame["n_params"] / frame["median_s"]
     frame["gb_per_s"] = frame["params_per_s"] * frame["bytes_per_param"] / 1e9

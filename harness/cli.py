@@ -207,7 +207,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     result = run_bench(args.suite, adapters=_split(args.adapter), devices=devices, dtypes=_split(args.dtype),
                        min_time=args.min_time, repeats=args.repeats, out=args.out, progress=progress)
-    Console().print(bench_table(result.throughput))
+    Console(width=max(130, Console().width)).print(bench_table(result.throughput))
     tp = result.throughput
     for r in tp[tp["status"] != "ok"].drop_duplicates(["adapter", "status", "reason"]).itertuples():
         print(f"  {r.adapter} {'' if r.variant != r.variant else r.variant}: {r.status}: {r.reason}")

@@ -263,6 +263,16 @@ def throughput_table(tp: pd.DataFrame, common_size: bool = False) -> pd.DataFram
     })
 
 
+def roofline_table(tp: pd.DataFrame) -> pd.DataFrame:
+    """The memory kernels measured at the comparison size: what the roofline is made of."""
+    size = comparison_size(tp)
+    rows = tp[(tp["status"] == "ok") & (tp["framework"] == "copy") & (tp["n_params"] == size)]
+    return pd.DataFrame({"kernel": rows["adapter"] + " " + rows["variant"], "device": rows["device"],
+                         "dtype": rows["dtype"], "elements": [f"{n:.0e}" for n in rows["n_params"]],
+                         "bytes per element": rows["bytes_per_param"], "GB/s": [f"{g:.3g}" for g in rows["gb_per_s"]],
+                         "threads": rows["threads"], "what": rows["description"]})
+
+
 def _roofline_line(tp: pd.DataFrame) -> str:
     copies = tp[(tp["status"] == "ok") & (tp["framework"] == "copy")]
     if copies.empty:
@@ -271,8 +281,8 @@ def _roofline_line(tp: pd.DataFrame) -> str:
     for (device, dtype), g in copies.groupby(["device", "dtype"]):
         top = g[g["n_params"] == g["n_params"].max()]
         best = top.loc[top["gb_per_s"].idxmax()]
-        parts.append(f"{device} {dtype}: copy {best['gb_per_s']:.3g} GB/s at {best['n_params']:.0e} elements "
-                     f"({best['adapter']}, read + write)")
+        parts.append(f"{device} {dtype}: {best['gb_per_s']:.3g} GB/s at {best['n_params']:.0e} elements "
+                     f"({best['adapter']} {best['variant']})")
     return "; ".join(parts)
 
 
@@ -287,7 +297,8 @@ def _bench_markdown(run: Run) -> str:
            "Optimizer step only, median of blocked samples (IQR in parentheses); GB/s from the bytes the semantics "
            "must move (p, g, v read, p, v written: 20 B per float32 parameter, more with momentum or centered); "
            "*of roofline*: that over the copy bandwidth measured in the same run at the same size.", "",
-           md_table(throughput_table(tp, common_size=True)), ""]
+           md_table(throughput_table(tp, common_size=True)), "",
+           "Roofline kernels at the same size (the fastest is the roofline):", "", md_table(roofline_table(tp)), ""]
     bad = tp[tp["status"] != "ok"].drop_duplicates(["adapter", "status", "reason"])
     if len(bad):
         out += ["## Not measured", "", md_table(bad[["adapter", "variant", "device", "status", "reason"]].fillna("")),
@@ -483,6 +494,7 @@ def _bench_html(run: Run) -> str:
              "included), the allocator's peak on a GPU.</p>",
              f"<h2>Every adapter and variant at {comparison_size(tp) or 0:.0e} parameters</h2>",
              _html_table(throughput_table(tp, common_size=True)),
+             "<p>Roofline kernels at the same size (the fastest is the roofline):</p>", _html_table(roofline_table(tp)),
              "<h2>Scaling with size</h2>",
              _img(plots.throughput_size_figure(tp), "throughput vs size",
                   "left: step time (linear in size past the caches); right: effective GB/s and the copy roofline"),

@@ -39,6 +39,7 @@ def test_bytes_per_param_follow_the_semantics() -> None:
     assert bytes_per_param(presets.torch(momentum=0.9, centered=True), "float32") == 36
     assert bytes_per_param(presets.optax(1e-3), "float64") == 40
     assert bytes_per_param(None, "float32") == 8  # a copy: read + write
+    assert bytes_per_param(None, "float32", "add") == 12  # a += b: read two, write one
 
 
 @pytest.mark.parametrize("n", [1, 7, 1000, 12345, 100_000, 10_000_000])

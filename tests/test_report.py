@@ -205,8 +205,8 @@ def test_report_cli_and_bad_run_folder(run_dir, tmp_path, capsys) -> None:
     assert {"report.md", "report.html", "summary.csv"} <= {p.name for p in copy.iterdir()}
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"rmsprop-harness: error: {tmp_path / 'nowhere'}: not a run folder (no summary.parquet; make " \
-                  "one with rmsprop-harness run)"
+    assert err == f"rmsprop-harness: error: {tmp_path / 'nowhere'}: not a run folder (no summary.parquet or " \
+                  "throughput.parquet; make one with rmsprop-harness run or bench)"
     (copy / "parity.parquet").write_bytes(b"not parquet")
     with pytest.raises(ReportError, match=r"parity\.parquet: unreadable"):
         load_run(copy)

@@ -99,6 +99,7 @@ class Stepper:
     step: Callable[[], Any]
     sync: Callable[[], Any] = lambda: None
     device_peak: Callable[[], int | None] = lambda: None
+    threads: int | None = None  # threads the step uses when known (default: the framework's / the cores)
 
 
 class Adapter:
