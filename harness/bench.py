@@ -584,6 +584,8 @@ def _overhead_worker(request: dict) -> None:
       them) against the bare loop on the *same* optimizer;
     * ``setup``: the harness-built optimizer (`Adapter.bench`: tensors, copies, arguments) against
       one written by hand, both timed by the bare loop;
+    * ``control``: two identical hand-built optimizers, compared the same way: how far two sets of
+      tensors differ by where their memory landed, with no harness involved;
     * ``figure``: `measure`'s reported median (under `PeakRss`, as a bench point) against the bare
       loop's median over the same period (unpaired: shown, not judged).
     """
@@ -601,10 +603,13 @@ def _overhead_size(size: int, request: dict) -> None:
     point = BenchPoint("torch.foreach", "foreach", "cpu", "float32", shapes, {"lr": 1e-3})
     stepper = Foreach().bench(point)
     mine = stepper.step.__self__  # the harness's optimizer (the foreach variant steps it directly)
-    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes.values()]
-    for p in params:
-        p.grad = torch.randn_like(p) * 1e-3
-    hand = torch.optim.RMSprop(params, lr=1e-3, foreach=True)
+    def by_hand():
+        params = [torch.nn.Parameter(torch.randn(s)) for s in shapes.values()]
+        for p in params:
+            p.grad = torch.randn_like(p) * 1e-3
+        return torch.optim.RMSprop(params, lr=1e-3, foreach=True)
+
+    hand, twin = by_hand(), by_hand()
     with PeakRss():
         figure = measure(stepper, request["min_time"], 7)
     n = max(1, round(0.02 / figure.median_s))  # ~20 ms samples
@@ -614,7 +619,8 @@ def _overhead_size(size: int, request: dict) -> None:
             "threads": torch.get_num_threads(), "figure_s": figure.median_s, "figure_iqr_s": figure.iqr_s,
             "bare_figure_s": bare_figure}
     kinds = {"timer": ((lambda: _block(stepper, n) / n, mine), (lambda: _bare(mine, n), mine)),
-             "setup": ((lambda: _bare(mine, n), mine), (lambda: _bare(hand, n), hand))}
+             "setup": ((lambda: _bare(mine, n), mine), (lambda: _bare(hand, n), hand)),
+             "control": ((lambda: _bare(twin, n), twin), (lambda: _bare(hand, n), hand))}
     for kind, sides in kinds.items():
         for pair in range(request["pairs"]):
             times = {}
@@ -769,7 +775,7 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
                        out_dir)
 
 
-def run_overhead(sizes: tuple[int, ...] = (1_000_000, 10_000_000), pairs: int = 400, min_time: float = 0.5,
+def run_overhead(sizes: tuple[int, ...] = (1_000_000, 10_000_000), pairs: int = 300, min_time: float = 0.5,
                  out: str | Path | None = None) -> pd.DataFrame:
     """Paired samples of the harness against a bare loop (see `_overhead_worker`); ``ratio`` = harness / bare."""
     rows: list[dict] = []

@@ -198,3 +198,15 @@ def test_bench_cli_bad_input(argv, message, capsys, tmp_path) -> None:
     assert main(["bench", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rmsprop-harness: error: ") and message in err and "\n" not in err, err
+
+
+@pytest.mark.framework
+def test_overhead_benchmark_produces_paired_samples() -> None:
+    pytest.importorskip("torch")
+    from harness.bench import overhead_summary, run_overhead
+
+    frame = run_overhead(sizes=(1000,), pairs=4, min_time=0.01)
+    assert set(frame["kind"]) == {"timer", "setup", "control"} and len(frame) == 12
+    assert (frame["harness_s"] > 0).all() and (frame["bare_s"] > 0).all()
+    summary = overhead_summary(frame)
+    assert set(summary["kind"]) == {"timer", "setup", "control"} and (summary["pairs"] == 4).all()
