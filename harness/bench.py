@@ -17,7 +17,8 @@ the fused TF kernel; ...). The gradients stay fixed; nothing else runs in the lo
    of ``n`` steps followed by one ``sync()`` (``torch.cuda.synchronize``,
    ``block_until_ready``) are taken until there are ``repeats`` of them *and*
    ``min_time`` has passed. Per-step time = sample / n; reported as the median with
-   the interquartile range.
+   the interquartile range. Every sample is kept (``sample_s``, a list per point): the
+   regression gate (`harness.gate`) compares the distributions, not just the medians.
 
 **Bytes and roofline.** An RMSprop step must read p, g, v and write p, v: 5 values
 per parameter (20 bytes in float32), 2 more each for a momentum buffer and for
@@ -75,12 +76,13 @@ THROUGHPUT_COLUMNS = [
     "suite", "bench", "adapter", "variant", "framework", "device", "device_name", "dtype", "n_params", "n_tensors",
     "layout", "status", "reason", "median_s", "iqr_s", "q1_s", "q3_s", "samples", "steps_per_sample", "first_step_s",
     "compile_s", "steps_per_s", "params_per_s", "bytes_per_param", "gb_per_s", "copy_gb_per_s", "roofline_fraction",
-    "peak_mem_bytes", "mem_delta_bytes", "threads", "description",
+    "peak_mem_bytes", "mem_delta_bytes", "threads", "description", "rounds", "sample_s", "round_median_s",
 ]
+POINT_KEY = ("bench", "adapter", "variant", "device", "dtype", "n_params", "n_tensors", "layout")
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 BENCH_KEYS = ("name", "description", "adapters", "variants", "sizes", "tensors", "dtypes", "devices", "settings",
               "min_time", "repeats")
-TOP_KEYS = ("name", "description", "bench")
+TOP_KEYS = ("name", "description", "rounds", "threads", "bench")
 
 
 class BenchError(ValueError):
@@ -130,6 +132,7 @@ class Timing:
     steps_per_sample: int
     first_step_s: float
     warmup_s: float
+    sample_s: tuple[float, ...] = ()  # every sample's per-step time, in order (what `harness.gate` compares)
 
     @property
     def iqr_s(self) -> float:
@@ -169,7 +172,7 @@ def measure(stepper: Stepper, min_time: float = 0.2, repeats: int = 7, max_warmu
     while len(samples) < repeats or time.perf_counter() - started < min_time:
         samples.append(_block(stepper, n) / n)
     q1, median, q3 = np.percentile(samples, [25, 50, 75])
-    return Timing(float(median), float(q1), float(q3), len(samples), n, first, warmup)
+    return Timing(float(median), float(q1), float(q3), len(samples), n, first, warmup, tuple(samples))
 
 
 class PeakRss:
@@ -304,10 +307,18 @@ def _np_dtype(dtype: str) -> str:
     return "float32" if dtype in ("float16", "bfloat16") else dtype
 
 
-def _bench_env(env: dict[str, str]) -> dict[str, str]:
+def _bench_env(env: dict[str, str], threads: int | None = None) -> dict[str, str]:
     """A framework's worker environment for benchmarks: its own (KERAS_BACKEND, ...) without the
-    one-thread pinning of conformance runs: each framework runs with its default threading."""
-    return {k: v for k, v in env.items() if k not in ONE_THREAD}
+    one-thread pinning of conformance runs: each framework runs with its default threading, or
+    with ``threads`` intra-op threads (a gate suite on a shared machine pins 1: a neighbour that
+    takes a core then slows a one-thread step a little, a two-thread step a lot)."""
+    out = {k: v for k, v in env.items() if k not in ONE_THREAD}
+    if threads is not None:
+        n = str(threads)
+        xla = ("--xla_cpu_multi_thread_eigen=false " if threads == 1 else "") + f"intra_op_parallelism_threads={n}"
+        out |= {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,
+                "TF_NUM_INTEROP_THREADS": "1", "XLA_FLAGS": xla, "RMSPROP_HARNESS_BENCH_THREADS": n}
+    return out
 
 
 COPY_ADAPTERS = {
@@ -361,6 +372,8 @@ class BenchSuite:
     description: str
     path: Path
     entries: tuple[BenchEntry, ...]
+    rounds: int = 1  # the whole suite is measured this many times, each round in fresh workers
+    threads: int | None = None  # intra-op threads per framework; None: each framework's default
 
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -430,7 +443,14 @@ def load_bench_suite(name_or_path: str | Path) -> BenchSuite:
             except (TypeError, ValueError) as exc:
                 raise fail(f"{where}.settings", f"{adapter}: {exc}") from None
         entries.append(entry)
-    return BenchSuite(str(data.get("name", path.stem)), str(data.get("description", "")), path, tuple(entries))
+    rounds = data.get("rounds", 1)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= 100:
+        raise fail("rounds", f"expected an integer in [1, 100], got {rounds!r}")
+    threads = data.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024):
+        raise fail("threads", f"expected an integer >= 1, got {threads!r}")
+    return BenchSuite(str(data.get("name", path.stem)), str(data.get("description", "")), path, tuple(entries),
+                      rounds, threads)
 
 
 # ------------------------------------------------------------------------ planning
@@ -488,7 +508,9 @@ def _emit(row: dict) -> None:
 def _threads() -> int | None:
     """Intra-op threads of the framework in this worker (torch reports its own; else the cores)."""
     torch = sys.modules.get("torch")
-    return int(torch.get_num_threads()) if torch is not None else os.cpu_count()
+    if torch is not None:
+        return int(torch.get_num_threads())
+    return int(os.environ.get("RMSPROP_HARNESS_BENCH_THREADS", 0)) or os.cpu_count()
 
 
 def _worker(request: dict) -> None:
@@ -556,7 +578,7 @@ def _point(adapter: Adapter, job: dict, base: dict, device: str, dtype: str, lab
                "compile_s": max(0.0, timing.first_step_s - timing.median_s),
                "peak_mem_bytes": peak if peak is not None else rss.peak,
                "mem_delta_bytes": None if peak is not None else rss.peak - rss.baseline,
-               "threads": stepper.threads or _threads()})
+               "threads": stepper.threads or _threads(), "sample_s": list(timing.sample_s)})
     except Exception as exc:  # one variant failing (out of memory, a compiler missing) must not stop the rest
         last = traceback.format_exception_only(type(exc), exc)[-1].strip().splitlines()[0][:300]
         _emit({**row, "status": "error", "reason": last})
@@ -681,9 +703,40 @@ def _spawn(env_extra: dict[str, str], request: dict, timeout: float,
         return (None if timed_out else code), (tail[-1][:300] if tail else "")
 
 
+def _pool(rows: list[dict]) -> list[dict]:
+    """One row per point from its rounds: every round's samples pooled (median and quartiles of the
+    pool), ``round_median_s`` each round's own median (the run-to-run noise the gate needs); a point
+    that failed in any round keeps that round's status and reason."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in POINT_KEY), []).append(row)
+    out = []
+    for group in groups.values():
+        rounds = len({r.get("round", 0) for r in group})
+        bad = [r for r in group if r.get("status") != "ok"]
+        if bad:
+            first = dict(bad[0])
+            if rounds > 1:
+                first["reason"] = f"{first.get('reason', '')} (round {first.get('round', 0) + 1} of {rounds})"
+            out.append({**first, "rounds": rounds})
+            continue
+        samples = [x for r in group for x in (r.get("sample_s") or [r["median_s"]])]
+        q1, median, q3 = np.percentile(samples, [25, 50, 75])
+        first_step = float(np.median([r["first_step_s"] for r in group]))
+        out.append({**group[0], "median_s": float(median), "q1_s": float(q1), "q3_s": float(q3),
+                    "iqr_s": float(q3 - q1), "samples": len(samples), "sample_s": samples,
+                    "first_step_s": first_step, "compile_s": max(0.0, first_step - float(median)),
+                    "peak_mem_bytes": max(r["peak_mem_bytes"] for r in group),
+                    "mem_delta_bytes": None if group[0].get("mem_delta_bytes") is None else
+                    max(r["mem_delta_bytes"] for r in group),
+                    "round_median_s": [r["median_s"] for r in group], "rounds": rounds})
+    return out
+
+
 def _finish(rows: list[dict], suite: str, specs: dict[tuple, RMSpropSpec | None]) -> pd.DataFrame:
-    """Derived columns: bytes per parameter from the semantics, GB/s, the copy roofline and its fraction."""
-    frame = pd.DataFrame(rows)
+    """Rounds pooled (`_pool`); derived columns: bytes per parameter from the semantics, GB/s, the copy
+    roofline and its fraction."""
+    frame = pd.DataFrame(_pool(rows))
     for col in THROUGHPUT_COLUMNS:
         if col not in frame:
             frame[col] = np.nan
@@ -698,7 +751,7 @@ def _finish(rows: list[dict], suite: str, specs: dict[tuple, RMSpropSpec | None]
     frame["copy_gb_per_s"] = [best.get((r.device, r.dtype, r.n_params), np.nan) for r in frame.itertuples()]
     frame["roofline_fraction"] = frame["gb_per_s"] / frame["copy_gb_per_s"]
     for col in ("n_params", "n_tensors", "samples", "steps_per_sample", "threads", "peak_mem_bytes",
-                "mem_delta_bytes"):
+                "mem_delta_bytes", "rounds"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
     return frame[THROUGHPUT_COLUMNS]
 
@@ -717,18 +770,28 @@ def environment(name: str, path: Path | None) -> dict[str, Any]:
 def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | None = None,
               devices: list[str] | None = None, dtypes: list[str] | None = None, min_time: float | None = None,
               repeats: int | None = None, out: str | Path | None = "reports/bench", timeout: float = 900.0,
-              progress: Callable[[dict], None] | None = None) -> BenchResult:
-    """Run a bench suite; each framework's jobs in its own worker, one worker at a time."""
+              progress: Callable[[dict], None] | None = None, rounds: int | None = None,
+              threads: int | None = None) -> BenchResult:
+    """Run a bench suite; each framework's jobs in its own worker, one worker at a time; the whole
+    suite ``rounds`` times (default: the suite's ``rounds``, 1), each round in fresh workers, so
+    the samples of a point span the drift of a shared machine and the gate can see it."""
     if not isinstance(suite, BenchSuite):
         suite = load_bench_suite(suite)
+    rounds = rounds or suite.rounds
+    threads = threads or suite.threads
+    if not 1 <= rounds <= 100:
+        raise BenchError(f"--rounds {rounds} must be in [1, 100]")
     jobs = plan(suite, adapters, devices, dtypes, min_time, repeats)
     specs: dict[tuple, RMSpropSpec | None] = {}
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("throughput.parquet", "throughput.csv", "env.json", "report.md", "report.html"):
+        for stale in ("throughput.parquet", "throughput.csv", "env.json", "report.md", "report.html",
+                      "gate.md", "gate.json"):
             (out_dir / stale).unlink(missing_ok=True)
     env = environment(suite.name, suite.path)
+    env["rounds"] = rounds
+    env["threads"] = threads or "framework default"
     rows: list[dict] = []
     started = time.perf_counter()
 
@@ -743,30 +806,32 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
     groups: dict[tuple, list[Job]] = {}
     for job in jobs:
         info = _info(job.adapter)
-        groups.setdefault((info.module, tuple(sorted(_bench_env(info.env).items()))), []).append(job)
+        groups.setdefault((info.module, tuple(sorted(_bench_env(info.env, threads).items()))), []).append(job)
         if job.adapter not in COPY_ADAPTERS:
             specs[(job.adapter, job.bench)] = presets.get(info.preset)(**job.kwargs)
     try:
-        for (_, env_items), group in groups.items():
-            got: list[dict] = []
+        for rnd in range(rounds):
+            for (_, env_items), group in groups.items():
+                got: list[dict] = []
 
-            def on_row(row: dict, got: list[dict] = got) -> None:
-                got.append(row)
-                rows.append(row)
-                flush()
-                if progress is not None:
-                    progress(row)
+                def on_row(row: dict, got: list[dict] = got, rnd: int = rnd) -> None:
+                    row["round"] = rnd
+                    got.append(row)
+                    rows.append(row)
+                    flush()
+                    if progress is not None:
+                        progress(row)
 
-            code, tail = _spawn(dict(env_items), {"jobs": [asdict(j) for j in group]}, timeout, on_row)
-            if code != 0:  # a crashed or killed worker: the jobs it did not report become error rows
-                why = "timed out" if code is None else f"worker exited with {code}"
-                done = {r["adapter"] for r in got}
-                lost = [j for j in group if j.adapter not in done] or [j for j in group if got and
-                                                                         j.adapter == got[-1]["adapter"]]
-                for job in lost:
-                    rows.append({"bench": job.bench, "adapter": job.adapter, "framework": job.family,
-                                 "status": "error", "reason": f"{why}: {tail}"})
-                flush()
+                code, tail = _spawn(dict(env_items), {"jobs": [asdict(j) for j in group]}, timeout, on_row)
+                if code != 0:  # a crashed or killed worker: the jobs it did not report become error rows
+                    why = "timed out" if code is None else f"worker exited with {code}"
+                    done = {r["adapter"] for r in got}
+                    lost = [j for j in group if j.adapter not in done] or [j for j in group if got and
+                                                                             j.adapter == got[-1]["adapter"]]
+                    for job in lost:
+                        rows.append({"bench": job.bench, "adapter": job.adapter, "framework": job.family,
+                                     "status": "error", "reason": f"{why}: {tail}", "round": rnd})
+                    flush()
     finally:
         env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         env["wall_seconds"] = round(time.perf_counter() - started, 3)

@@ -60,12 +60,44 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--min-time", type=float, default=None, metavar="S",
                     help="minimum measured seconds per point (default: the suite's, 0.2)")
     be.add_argument("--repeats", type=int, default=None, metavar="N", help="minimum samples per point (default 7)")
+    be.add_argument("--rounds", type=int, default=None, metavar="N",
+                    help="measure the whole suite N times, each round in fresh workers, and pool the samples "
+                         "(default: the suite's, 1); the gate then sees the run-to-run noise")
+    be.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="intra-op threads per framework (default: the suite's, else each framework's own)")
     be.add_argument("--out", default="reports/bench", metavar="DIR",
                     help="folder for throughput.parquet, env.json and the report (default: reports/bench)")
     be.add_argument("--overhead", action="store_true",
                     help="instead: the harness against a bare loop (torch foreach, 1e6 and 1e7 parameters)")
     be.add_argument("--no-progress", action="store_true", help="no progress line")
     be.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSV")
+
+    bl = sub.add_parser("baseline", help="store a run as the baseline the gate compares against")
+    bl_sub = bl.add_subparsers(dest="baseline_command", required=True, parser_class=_Parser)
+    save = bl_sub.add_parser("save", help="store run folders' summary, divergence, parity and throughput tables "
+                                          "and their env (small enough to commit)")
+    save.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                      help="a conformance run folder and/or a bench folder")
+    save.add_argument("--to", default="reports/baseline", metavar="DIR",
+                      help="baseline folder, replaced as a whole (default: reports/baseline)")
+
+    ga = sub.add_parser("gate", help="compare a run with a baseline: exit 0 pass, 1 regression, 2 bad input")
+    ga.add_argument("--baseline", required=True, metavar="DIR", help="a folder written by baseline save")
+    ga.add_argument("--current", required=True, nargs="+", metavar="RUN_DIR",
+                    help="the run folder(s) to judge: a conformance run and/or a bench folder")
+    ga.add_argument("--out", default=None, metavar="DIR",
+                    help="where gate.md and gate.json go (default: the first RUN_DIR)")
+    ga.add_argument("--throughput", choices=("auto", "always", "off"), default="auto",
+                    help="auto: compare throughput only between runs from the same machine type and versions "
+                         "(default); always: compare anyway; off: divergence only")
+    ga.add_argument("--factor", type=float, default=2.0,
+                    help="divergence figures may grow to this multiple of the baseline (default 2)")
+    ga.add_argument("--min-effect", type=float, default=0.10,
+                    help="throughput: the smallest slowdown of the median that counts (default 0.10)")
+    ga.add_argument("--alpha", type=float, default=0.01,
+                    help="throughput: Mann-Whitney U significance level (default 0.01)")
+    ga.add_argument("--update-baseline", action="store_true",
+                    help="after an intended change: show the diff and replace the baseline with the current run")
 
     rep = sub.add_parser("report", help="write report.md, report.html and CSV exports for a run folder")
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by rmsprop-harness run")
@@ -178,6 +210,10 @@ def _bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--min-time {args.min_time} must be in (0, 60] seconds")
     if args.repeats is not None and not 3 <= args.repeats <= 1000:
         raise ValueError(f"--repeats {args.repeats} must be in [3, 1000]")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads {args.threads} must be >= 1")
+    if args.rounds is not None and not 1 <= args.rounds <= 100:
+        raise ValueError(f"--rounds {args.rounds} must be in [1, 100]")
     devices = _split(args.device)
     if devices:
         devices = list(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
@@ -205,10 +241,12 @@ def _bench(args: argparse.Namespace) -> int:
     def progress(row: dict) -> None:
         if not args.no_progress:
             what = f"{row.get('adapter')} {row.get('variant', '')} {row.get('device', '')} {row.get('n_params', '')}"
-            console.print(f"  {what}: {row.get('status')}", highlight=False)
+            rnd = f" (round {row['round'] + 1})" if row.get("round") else ""
+            console.print(f"  {what}: {row.get('status')}{rnd}", highlight=False)
 
     result = run_bench(args.suite, adapters=_split(args.adapter), devices=devices, dtypes=_split(args.dtype),
-                       min_time=args.min_time, repeats=args.repeats, out=args.out, progress=progress)
+                       min_time=args.min_time, repeats=args.repeats, out=args.out, progress=progress,
+                       rounds=args.rounds, threads=args.threads)
     Console(width=max(130, Console().width)).print(bench_table(result.throughput))
     tp = result.throughput
     for r in tp[tp["status"] != "ok"].drop_duplicates(["adapter", "status", "reason"]).itertuples():
@@ -238,6 +276,37 @@ def bench_table(tp):
                       f"{r.roofline_fraction:.0%}" if r.roofline_fraction == r.roofline_fraction else "",
                       f"{r.compile_s:.2g}")
     return table
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from .baseline import load_baseline, save_baseline
+
+    path = save_baseline(args.run_dirs, args.to)
+    saved = load_baseline(path)  # read back: what the gate will see
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    parts = [f"{len(saved.summary)} conformance rows"] if saved.conformance else []
+    parts += [f"{len(saved.divergence)} divergence steps"] if len(saved.divergence) else []
+    parts += [f"{len(saved.parity)} parity pairs"] if len(saved.parity) else []
+    parts += [f"{len(saved.throughput)} bench points"] if saved.bench else []
+    print(f"baseline saved to {path}/: {', '.join(parts)} ({size / 1e3:.0f} kB)")
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from .baseline import load_baseline, load_run_tables, write_baseline
+    from .gate import Thresholds, gate, markdown, write
+
+    thresholds = Thresholds(args.factor, min_effect=args.min_effect, alpha=args.alpha)
+    baseline = load_baseline(args.baseline)
+    current = load_run_tables(args.current)
+    result = gate(baseline, current, thresholds, args.throughput)
+    if args.update_baseline:
+        write_baseline(current, args.baseline, list(args.current))
+        result.updated = args.baseline
+    md, js = write(result, args.out or args.current[0])
+    print(markdown(result), end="")
+    print(f"\n{md}, {js}")
+    return result.exit_code
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -416,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         commands = {"explain": _explain, "run": _run, "report": _report, "translate": _translate, "parity": _parity,
-                    "bench": _bench}
+                    "bench": _bench, "baseline": _baseline, "gate": _gate}
         return commands[args.command](args)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; the finished rows are in the run folder", file=sys.stderr)

@@ -81,6 +81,8 @@ def test_measure_synchronises_every_block_and_takes_the_samples_asked_for() -> N
     ("[[bench]]\nsettings = { weight_decay = 0.1 }\nadapters = ['tf1']\n", "tf1: unsupported: weight_decay"),
     ("[[case]]\nname = 'a'\n", "case: unknown key; a conformance suite is run by rmsprop-harness run"),
     ("[[bench]]\nsizse = [1]\n", "bench[0].sizse: unknown key"),
+    ("rounds = 0\n[[bench]]\n", "rounds: expected an integer in [1, 100], got 0"),
+    ("threads = 'all'\n[[bench]]\n", "threads: expected an integer >= 1, got 'all'"),
 ])
 def test_bad_bench_suites_are_one_line(tmp_path, body, message) -> None:
     path = tmp_path / "b.toml"
@@ -88,6 +90,16 @@ def test_bad_bench_suites_are_one_line(tmp_path, body, message) -> None:
     with pytest.raises(BenchError) as exc:
         load_bench_suite(path)
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_gate_suite_pins_threads_and_rounds() -> None:
+    from harness.bench import _bench_env
+
+    suite = load_bench_suite("perf-gate")
+    assert suite.rounds == 3 and suite.threads == 1
+    env = _bench_env({"KERAS_BACKEND": "jax", "OMP_NUM_THREADS": "1"}, 1)
+    assert env["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
+    assert env["KERAS_BACKEND"] == "jax" and "OMP_NUM_THREADS" not in _bench_env({"OMP_NUM_THREADS": "1"})
 
 
 def test_perf_suite_plans_every_adapter_and_a_copy_roofline_per_size() -> None:
