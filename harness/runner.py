@@ -256,7 +256,7 @@ class RunWriter:
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             for stale in (*(f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")), "env.json", "report.md",
-                          "report.html"):
+                          "report.html", "gate.md", "gate.json"):
                 (out / stale).unlink(missing_ok=True)
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
