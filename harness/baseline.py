@@ -30,11 +30,13 @@ from typing import Any
 
 import pandas as pd
 
+from .bench import POINT_KEY
+
 FORMAT = "rmsprop-harness-baseline"
 VERSION = 1
 MANIFEST = "baseline.json"
 CONFORMANCE_KEY = ["suite", "case", "adapter", "device", "dtype"]
-THROUGHPUT_KEY = ["suite", "bench", "adapter", "variant", "device", "dtype", "n_params", "n_tensors", "layout"]
+THROUGHPUT_KEY = ["suite", *POINT_KEY]
 PARITY_KEY = ["scenario", "a", "b"]
 #: Divergence figures the gate compares at every recorded step: the parameters' ULP error
 #: (worst element and typical element) and every error in units of the rounding budget.

@@ -71,6 +71,7 @@ from reference.translate import KNOBS, Unsupported, knob_args
 from .adapters import ADAPTERS, ONE_THREAD, AdapterInfo, resolve
 from .adapters._common import cpu_name, package_version
 from .adapters.base import Adapter, BenchPoint, Stepper
+from .adapters.torch_adapter import TorchDevices  # imports torch only inside its methods
 
 THROUGHPUT_COLUMNS = [
     "suite", "bench", "adapter", "variant", "framework", "device", "device_name", "dtype", "n_params", "n_tensors",
@@ -264,27 +265,10 @@ class NumpyCopy(Adapter):
         return Stepper(lambda: np.copyto(dst, src), threads=1)
 
 
-class TorchCopy(Adapter):
+class TorchCopy(TorchDevices):
     """``dst.copy_(src)`` with torch's threads on the CPU; device to device on a GPU."""
 
     name = "copy.torch"
-    framework = "torch"
-    dtypes = ("float16", "bfloat16", "float32", "float64")
-
-    def available(self) -> str | None:
-        from .adapters._common import missing
-
-        return missing("torch")
-
-    def devices(self) -> list[str]:
-        import torch
-
-        return ["cpu", *(["gpu"] if torch.cuda.is_available() else [])]
-
-    def device_name(self, device: str) -> str:
-        import torch
-
-        return torch.cuda.get_device_name(0) if device == "gpu" else cpu_name()
 
     def bench_variants(self, device: str) -> dict[str, str]:
         return {"copy": "dst.copy_(src) (torch's intra-op threads on the CPU; device to device on a GPU)",

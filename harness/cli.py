@@ -143,6 +143,17 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
+def _devices(values: list[str] | None) -> list[str] | None:
+    """``--device`` values: cpu or gpu (cuda is gpu), deduplicated."""
+    devices = _split(values)
+    if devices:
+        devices = list(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
+        bad = [d for d in devices if d not in ("cpu", "gpu")]
+        if bad:
+            raise ValueError(f"--device {bad[0]!r} is not a device (choose cpu or gpu)")
+    return devices
+
+
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -151,12 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     from .streams import DTYPES
     from .suite import load_suite
 
-    devices = _split(args.device)
-    if devices:
-        devices = list(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
-        bad = [d for d in devices if d not in ("cpu", "gpu")]
-        if bad:
-            raise ValueError(f"--device {bad[0]!r} is not a device (choose cpu or gpu)")
+    devices = _devices(args.device)
     dtypes = _split(args.dtype)
     if dtypes and any(d not in DTYPES for d in dtypes):
         bad = next(d for d in dtypes if d not in DTYPES)
@@ -214,12 +220,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads {args.threads} must be >= 1")
     if args.rounds is not None and not 1 <= args.rounds <= 100:
         raise ValueError(f"--rounds {args.rounds} must be in [1, 100]")
-    devices = _split(args.device)
-    if devices:
-        devices = list(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
-        bad = [d for d in devices if d not in ("cpu", "gpu")]
-        if bad:
-            raise ValueError(f"--device {bad[0]!r} is not a device (choose cpu or gpu)")
+    devices = _devices(args.device)
     if args.overhead:
         summary = overhead_summary(run_overhead(min_time=args.min_time or 0.5, out=args.out))
         what = {"timer": "the harness's timer vs a bare loop, same optimizer",

@@ -503,10 +503,10 @@ def _table(frame: pd.DataFrame, columns: list[str], limit: int | None = None) ->
     return "\n".join(lines)
 
 
-def markdown(result: GateResult, limit: int | None = 25, changes: bool | None = None) -> str:
+def markdown(result: GateResult, limit: int | None = 25) -> str:
     """The verdict as Markdown (a CI job summary): the verdict, what was compared, the regressions,
-    improvements and notices, every changed figure (``changes``: folded unless the baseline was
-    updated; default: only when ``limit`` is None or the baseline was updated), the thresholds."""
+    improvements and notices, every changed figure (folded; in full when the baseline was updated;
+    only counted when ``limit`` shortens the tables), the thresholds."""
     th = result.thresholds
     n = len(result.regressions)
     if result.updated:
@@ -533,12 +533,11 @@ def markdown(result: GateResult, limit: int | None = 25, changes: bool | None = 
         rows = result.findings[result.findings["severity"] == severity]
         if len(rows):
             lines += ["", f"### {title} ({len(rows)})", "", _table(rows, ["check", "item", "message"], limit)]
-    show = changes if changes is not None else (limit is None or bool(result.updated))
     change_columns = ["check", "item", "figure", "step", "baseline", "current", "change"]
     if result.updated:
         lines += ["", f"### Changes written to `{result.updated}` ({len(result.changes)})", ""]
         lines += [_table(result.changes, change_columns, limit) if len(result.changes) else "Nothing changed."]
-    elif show and len(result.changes):
+    elif limit is None and len(result.changes):
         lines += ["", f"<details><summary>Every changed figure ({len(result.changes)})</summary>", "",
                   _table(result.changes, change_columns, limit), "", "</details>"]
     elif len(result.changes):

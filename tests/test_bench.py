@@ -7,6 +7,7 @@ asked for, exclude the first step), not for how fast anything is.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 
@@ -196,6 +197,8 @@ def test_torch_and_optax_variants_run() -> None:
     got = set(zip(ok["adapter"], ok["variant"], strict=True))
     assert {("torch.single", "for-loop"), ("torch.foreach", "foreach"), ("optax", "jit"),
             ("optax", "jit+donate")} <= got
+    if importlib.util.find_spec("tensorflow") is not None:
+        assert ("tf.raw", "tf.function") in got
     assert (ok["compile_s"] >= 0).all() and ok["roofline_fraction"].notna().all()
 
 
@@ -205,6 +208,8 @@ def test_torch_and_optax_variants_run() -> None:
     (["--min-time", "0"], "--min-time 0.0 must be in (0, 60]"),
     (["--repeats", "2"], "--repeats 2 must be in [3, 1000]"),
     (["--device", "tpu"], "--device 'tpu' is not a device"),
+    (["--rounds", "0"], "--rounds 0 must be in [1, 100]"),
+    (["--threads", "0"], "--threads 0 must be >= 1"),
 ])
 def test_bench_cli_bad_input(argv, message, capsys, tmp_path) -> None:
     assert main(["bench", "--out", str(tmp_path), *argv]) == 2

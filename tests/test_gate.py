@@ -406,6 +406,8 @@ def test_a_corrupted_baseline_is_exit_2_with_one_line(fake_suite, tmp_path, caps
     (["gate", "--baseline", "BL", "--current", "nowhere"], "nowhere: no such run folder"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--factor", "0.5"], "divergence factor 0.5 must be > 1"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--throughput", "maybe"], "invalid choice: 'maybe'"),
+    (["gate", "--baseline", "BL", "--current", "RUN", "--min-effect", "0"], "minimum effect 0.0 must be in (0, 10)"),
+    (["gate", "--baseline", "BL", "--current", "RUN", "--alpha", "1"], "alpha 1.0 must be in (0, 1)"),
     (["baseline", "save", "nowhere"], "nowhere: no such run folder"),
     (["gate", "--current", "RUN"], "the following arguments are required: --baseline"),
 ])
@@ -525,3 +527,43 @@ def test_the_example_workflow_runs_real_commands() -> None:
     ci = (root / ".ci" / "run").read_text()
     assert "./dev test -q" in ci and "gate --baseline reports/baseline --current reports/latest --throughput off" in ci
     load_baseline(root / "reports" / "baseline")  # the committed baseline is intact
+
+
+def test_a_conformance_run_and_a_bench_folder_make_one_baseline(tmp_path) -> None:
+    run, bench_dir = tmp_path / "run", tmp_path / "bench"
+    for folder in (run, bench_dir):
+        folder.mkdir()
+    tables = conformance(OK2, BASE)
+    tables.summary.to_parquet(run / "summary.parquet")
+    tables.divergence.to_parquet(run / "divergence.parquet")
+    bench_table(draws(1e-3)).to_parquet(bench_dir / "throughput.parquet")
+    (bench_dir / "env.json").write_text(json.dumps(ENV))
+    both = load_run_tables([run, bench_dir])
+    assert both.conformance and both.bench and set(both.envs) == {"conformance", "throughput"}
+    saved = load_baseline(save_baseline([run, bench_dir], tmp_path / "bl"))
+    assert len(saved.throughput) == 1 and saved.throughput["sample_s"].iloc[0].tolist() == draws(1e-3)
+    assert gate(saved, both).passed
+    with pytest.raises(BaselineError, match=r"a second summary\.parquet"):
+        load_run_tables([run, run])
+    with pytest.raises(BaselineError, match=r"has no throughput\.parquet"):
+        gate(saved, load_run_tables([run]))  # the baseline gates throughput: the bench folder is needed
+    assert gate(saved, load_run_tables([run]), throughput="off").passed
+
+
+def test_the_noise_script_reports_false_alarms_and_power(tmp_path) -> None:
+    """examples/gate_noise.py (the README's false-alarm and power figures) on three synthetic runs."""
+    from pathlib import Path
+
+    for i, median in enumerate((1e-3, 1.01e-3, 0.99e-3)):
+        run = tmp_path / f"r{i}"
+        run.mkdir()
+        table = bench_table(draws(median))
+        table["round_median_s"] = [[median * 0.99, median, median * 1.01]]
+        table.to_parquet(run / "throughput.parquet")
+        (run / "env.json").write_text(json.dumps(ENV))
+    script = Path(__file__).resolve().parent.parent / "examples" / "gate_noise.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert "r1 vs r0: PASS, 0 regressions" in out and "r2 vs r0: PASS" in out
+    assert "6 ordered pairs of runs r0..r2: 0 false regressions in 6 point comparisons" in out
+    assert "every sample x1.3: 100% of points fail per gate" in out

@@ -177,6 +177,16 @@ class TF1Function(_TensorFlow):
         self._lr_var.assign(lr)
 
 
+def _apply_raw(tf, var, ms, mom, mg, grad, lr, rho, momentum, epsilon) -> None:
+    """One fused ``ResourceApply(Centered)RMSProp`` update of one variable (``mg`` None: not centered)."""
+    common = dict(var=var.handle, ms=ms.handle, mom=mom.handle, lr=lr, rho=rho, momentum=momentum, epsilon=epsilon,
+                  grad=grad)
+    if mg is not None:
+        tf.raw_ops.ResourceApplyCenteredRMSProp(mg=mg.handle, **common)
+    else:
+        tf.raw_ops.ResourceApplyRMSProp(**common)
+
+
 class TFRaw(_TensorFlow):
     """The fused kernels called directly: ``ResourceApplyRMSProp`` or, centered,
     ``ResourceApplyCenteredRMSProp``, with scalar inputs in the variable dtype."""
@@ -209,13 +219,8 @@ class TFRaw(_TensorFlow):
                 if task.lrs is not None:
                     lr = scalar(task.lr(t))
                 for n in names:
-                    g = tf.constant(grads[n], dtype=dtype)
-                    common = dict(var=var[n].handle, ms=ms[n].handle, mom=mom[n].handle, lr=lr, rho=rho,
-                                  momentum=momentum, epsilon=epsilon, grad=g)
-                    if centered:
-                        tf.raw_ops.ResourceApplyCenteredRMSProp(mg=mg[n].handle, **common)
-                    else:
-                        tf.raw_ops.ResourceApplyRMSProp(**common)
+                    _apply_raw(tf, var[n], ms[n], mom[n], mg.get(n), tf.constant(grads[n], dtype=dtype), lr, rho,
+                               momentum, epsilon)
                 if t in record:
                     state = {"nu": host(ms)}
                     if centered:
@@ -241,18 +246,13 @@ class TFRaw(_TensorFlow):
             grads = [tf.constant(grads0.pop(n), dtype=dtype) for n in names]
             ms = [tf.Variable(tf.fill(v.shape, tf.constant(kw.get("ms_init", 0.0), dtype))) for v in var]
             mom = [tf.Variable(tf.zeros(v.shape, dtype)) for v in var]
-            mg = [tf.Variable(tf.zeros(v.shape, dtype)) for v in var] if centered else []
+            mg = [tf.Variable(tf.zeros(v.shape, dtype)) for v in var] if centered else [None] * len(var)
             lr, rho, momentum, epsilon = (tf.constant(kw[k], dtype) for k in ("lr", "rho", "momentum", "epsilon"))
 
             @tf.function
             def apply() -> None:
                 for i, g in enumerate(grads):
-                    common = dict(var=var[i].handle, ms=ms[i].handle, mom=mom[i].handle, lr=lr, rho=rho,
-                                  momentum=momentum, epsilon=epsilon, grad=g)
-                    if centered:
-                        tf.raw_ops.ResourceApplyCenteredRMSProp(mg=mg[i].handle, **common)
-                    else:
-                        tf.raw_ops.ResourceApplyRMSProp(**common)
+                    _apply_raw(tf, var[i], ms[i], mom[i], mg[i], g, lr, rho, momentum, epsilon)
 
         sync = (lambda: var[-1].numpy()) if point.device == "gpu" else (lambda: None)
         return Stepper(apply, sync)

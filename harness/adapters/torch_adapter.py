@@ -10,11 +10,11 @@ from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 _STATE = {"square_avg": "nu", "grad_avg": "mu", "momentum_buffer": "trace"}
 
 
-class TorchRMSprop(Adapter):
+class TorchDevices(Adapter):
+    """What every torch-driven adapter shares: availability, the CPU and a CUDA GPU when visible."""
+
     framework = "torch"
     dtypes = ("float16", "bfloat16", "float32", "float64")
-    foreach = False
-    capturable = False
 
     def available(self) -> str | None:
         return missing("torch")
@@ -28,6 +28,11 @@ class TorchRMSprop(Adapter):
         import torch
 
         return torch.cuda.get_device_name(0) if device == "gpu" else cpu_name()
+
+
+class TorchRMSprop(TorchDevices):
+    foreach = False
+    capturable = False
 
     def unsupported(self, task: Task) -> str | None:
         if self.capturable and task.device != "gpu":
