@@ -30,10 +30,13 @@ from typing import Any
 
 import pandas as pd
 
+from reference.errors import InputValueError
+
+from . import runfolder
 from .bench import POINT_KEY
 
 FORMAT = "rmsprop-harness-baseline"
-VERSION = 1
+VERSION = 2  # 2: tolerance columns and the machine fingerprint (portable comparisons)
 MANIFEST = "baseline.json"
 CONFORMANCE_KEY = ["suite", "case", "adapter", "device", "dtype"]
 THROUGHPUT_KEY = ["suite", *POINT_KEY]
@@ -42,10 +45,14 @@ PARITY_KEY = ["scenario", "a", "b"]
 #: (worst element and typical element) and every error in units of the rounding budget.
 GATED_FIGURES = ("max_ulp", "median_ulp", "budget_ratio", "nu_budget_ratio", "mu_budget_ratio",
                  "trace_budget_ratio")
+#: Each budget-ratio figure with the tolerance it is judged against (share of tolerance, across machines).
+SHARES = {"budget_ratio": "tolerance", "nu_budget_ratio": "nu_tolerance", "mu_budget_ratio": "mu_tolerance",
+          "trace_budget_ratio": "trace_tolerance"}
+KEPT_DIVERGENCE = (*GATED_FIGURES, *SHARES.values())
 TABLES = ("summary", "divergence", "parity", "throughput")
 
 
-class BaselineError(ValueError):
+class BaselineError(InputValueError):
     """An unreadable, corrupted or mismatched baseline or run folder; one line."""
 
 
@@ -60,6 +67,18 @@ class Tables:
     throughput: pd.DataFrame = field(default_factory=pd.DataFrame)
     envs: dict[str, dict[str, Any]] = field(default_factory=dict)  # "conformance" / "throughput" -> env.json
     manifest: dict[str, Any] = field(default_factory=dict)
+    incomplete: list[str] = field(default_factory=list)  # folders an interrupted run left: "DIR: 8 of 16 tasks"
+
+    @property
+    def complete(self) -> bool:
+        return not self.incomplete
+
+    def filters(self, kind: str = "conformance") -> dict[str, Any]:
+        """The command-line filters the run was made with (--case, --dtype, ...), those that were set."""
+        return {k: v for k, v in ((self.envs.get(kind) or {}).get("filters") or {}).items() if v}
+
+    def fingerprint(self, kind: str = "conformance") -> dict[str, Any] | None:
+        return (self.envs.get(kind) or {}).get("fingerprint")
 
     @property
     def conformance(self) -> bool:
@@ -87,58 +106,71 @@ class Tables:
 
 def _read_parquet(file: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(file)
-    except Exception as exc:  # pyarrow raises several types for a truncated or foreign file
-        raise BaselineError(f"{file}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        return runfolder.read_parquet(file)
+    except runfolder.RunFolderError as exc:
+        raise BaselineError(str(exc)) from None
 
 
 def _read_json(file: Path) -> dict[str, Any]:
     try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"{file}: unreadable ({type(exc).__name__}: {exc})") from None
-    if not isinstance(data, dict):
-        raise BaselineError(f"{file}: not a JSON object")
-    return data
+        return runfolder.read_json(file)
+    except runfolder.RunFolderError as exc:
+        raise BaselineError(str(exc)) from None
 
 
 def load_run_tables(run_dirs: list[str | Path]) -> Tables:
-    """The tables of one or more run folders (a conformance run and a bench run may be combined;
-    two folders may not both hold the same table)."""
+    """The tables of one or more run folders, read through their manifests (a conformance run and a bench
+    run may be combined; two folders may not both hold the same table). An interrupted run is read as
+    far as it got and listed in ``incomplete``."""
     if not run_dirs:
         raise BaselineError("no run folder given")
     tables = Tables(", ".join(str(d) for d in run_dirs))
     for run_dir in map(Path, run_dirs):
-        if not run_dir.is_dir():
-            raise BaselineError(f"{run_dir}: no such run folder")
-        found = [t for t in TABLES if (run_dir / f"{t}.parquet").is_file()]
-        if "summary" not in found and "throughput" not in found:
-            raise BaselineError(f"{run_dir}: not a run folder (no summary.parquet or throughput.parquet; make one "
-                                "with rmsprop-harness run or bench)")
+        try:
+            loaded = runfolder.load(run_dir, ("summary", "divergence", "parity", "throughput"))
+        except runfolder.RunFolderError as exc:
+            raise BaselineError(str(exc)) from None
+        found = [t for t in TABLES if t in loaded.tables]
         for name in found:
             if len(getattr(tables, name).columns):
                 raise BaselineError(f"{run_dir}: a second {name}.parquet (each table may come from one folder only)")
-            setattr(tables, name, _read_parquet(run_dir / f"{name}.parquet"))
-        kind = "conformance" if "summary" in found else "throughput"
-        tables.envs[kind] = _read_json(run_dir / "env.json") if (run_dir / "env.json").is_file() else {}
+            setattr(tables, name, loaded.tables[name])
+        kind = "throughput" if loaded.kind == "bench" else "conformance"
+        tables.envs[kind] = loaded.env
+        if not loaded.complete:
+            tables.incomplete.append(f"{run_dir}: {loaded.progress()}")
     return tables
 
 
 def _sha256(file: Path) -> str:
-    return hashlib.sha256(file.read_bytes()).hexdigest()
+    try:
+        return hashlib.sha256(runfolder.read_bytes(file)).hexdigest()
+    except runfolder.RunFolderError as exc:
+        raise BaselineError(str(exc)) from None
 
 
 def save_baseline(run_dirs: list[str | Path], to: str | Path = "reports/baseline") -> Path:
     """Store the run folders' gated tables in ``to`` (replaced as a whole: written to a temporary
-    folder beside it, then renamed, so an interrupted save leaves the old baseline intact)."""
-    return write_baseline(load_run_tables(run_dirs), to, [str(d) for d in run_dirs])
+    folder beside it, then renamed, so an interrupted save leaves the old baseline intact). An
+    interrupted run is refused; a filtered one keeps its filters, which the gate compares."""
+    tables = load_run_tables(run_dirs)
+    if tables.incomplete:
+        raise BaselineError(f"{tables.incomplete[0]} finished (an interrupted run); not saved as a baseline")
+    return write_baseline(tables, to, [str(d) for d in run_dirs])
 
 
 def write_baseline(tables: Tables, to: str | Path, sources: list[str]) -> Path:
     target = Path(to)
+    if str(to).strip() == "":
+        raise BaselineError("--to '': give the baseline folder")
+    for path in (target, target.parent):
+        if path.is_symlink():
+            raise BaselineError(f"{path}: is a symlink; refusing to write a baseline through it")
+    if (target / runfolder.MANIFEST).exists():
+        raise BaselineError(f"{target}: is a run folder (run.json), not a baseline; not overwritten")
     keep = {
         "summary": tables.summary,
-        "divergence": tables.divergence[[c for c in (*CONFORMANCE_KEY, "step", *GATED_FIGURES)
+        "divergence": tables.divergence[[c for c in (*CONFORMANCE_KEY, "step", *KEPT_DIVERGENCE)
                                          if c in tables.divergence]] if len(tables.divergence.columns) else None,
         "parity": tables.parity,
         "throughput": tables.throughput,
@@ -193,7 +225,7 @@ def load_baseline(path: str | Path) -> Tables:
         stem = name.removesuffix(".parquet")
         if stem not in TABLES:
             raise BaselineError(f"{root / MANIFEST}: unknown table {name!r}")
-        if not file.is_file():
+        if not file.is_file() or file.is_symlink():
             raise BaselineError(f"{file}: missing (listed in {MANIFEST})")
         if _sha256(file) != digest:
             raise BaselineError(f"{file}: does not match its checksum in {MANIFEST} (corrupted or edited); "

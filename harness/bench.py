@@ -45,20 +45,15 @@ each framework's default threading, unlike conformance runs (one thread each).
 from __future__ import annotations
 
 import gc
-import json
 import math
 import os
-import platform
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tomllib
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +61,17 @@ import numpy as np
 import pandas as pd
 
 from reference import RMSpropSpec, presets
+from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
 
+from . import channel, environment, schema, spawn
 from .adapters import ADAPTERS, ONE_THREAD, AdapterInfo, resolve
-from .adapters._common import cpu_name, package_version
 from .adapters.base import Adapter, BenchPoint, Stepper
 from .adapters.torch_adapter import TorchDevices  # imports torch only inside its methods
+from .limits import MAX_TENSORS
+from .runfolder import RunFolder
 
-THROUGHPUT_COLUMNS = [
-    "suite", "bench", "adapter", "variant", "framework", "device", "device_name", "dtype", "n_params", "n_tensors",
-    "layout", "status", "reason", "median_s", "iqr_s", "q1_s", "q3_s", "samples", "steps_per_sample", "first_step_s",
-    "compile_s", "steps_per_s", "params_per_s", "bytes_per_param", "gb_per_s", "copy_gb_per_s", "roofline_fraction",
-    "peak_mem_bytes", "mem_delta_bytes", "threads", "description", "rounds", "sample_s", "round_median_s",
-]
+THROUGHPUT_COLUMNS = schema.THROUGHPUT
 POINT_KEY = ("bench", "adapter", "variant", "device", "dtype", "n_params", "n_tensors", "layout")
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 BENCH_KEYS = ("name", "description", "adapters", "variants", "sizes", "tensors", "dtypes", "devices", "settings",
@@ -86,7 +79,7 @@ BENCH_KEYS = ("name", "description", "adapters", "variants", "sizes", "tensors",
 TOP_KEYS = ("name", "description", "rounds", "threads", "bench")
 
 
-class BenchError(ValueError):
+class BenchError(InputValueError):
     """A bench suite or option that cannot be used; one line."""
 
 
@@ -389,7 +382,7 @@ def load_bench_suite(name_or_path: str | Path) -> BenchSuite:
             if key not in BENCH_KEYS:
                 raise fail(f"{where}.{key}", f"unknown key (allowed: {', '.join(BENCH_KEYS)})")
         try:
-            adapters = tuple(resolve(list(t.get("adapters", ["torch", "optax"]))))
+            adapters = tuple(resolve(list(t.get("adapters", ["torch", "optax"])), targets=False))
         except (KeyError, TypeError) as exc:
             raise fail(f"{where}.adapters", exc.args[0] if exc.args else "expected adapter names") from None
         sizes = t.get("sizes", [1000, 100_000, 10_000_000])
@@ -397,9 +390,11 @@ def load_bench_suite(name_or_path: str | Path) -> BenchSuite:
                 s, bool) and 1 <= s <= 1e10 and float(s).is_integer() for s in sizes):
             raise fail(f"{where}.sizes", f"expected whole numbers of parameters >= 1, got {sizes!r}")
         tensors = t.get("tensors")
-        if tensors is not None and (not isinstance(tensors, list) or not all(
-                isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in tensors)):
-            raise fail(f"{where}.tensors", f"expected a list of tensor counts >= 1, got {tensors!r}")
+        if tensors is not None and (not isinstance(tensors, list) or not tensors or not all(
+                isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= min(MAX_TENSORS, *map(int, sizes))
+                for k in tensors)):
+            raise fail(f"{where}.tensors", f"expected a list of tensor counts in [1, {MAX_TENSORS}], none above the "
+                       f"smallest size, got {tensors!r}")
         dtypes = t.get("dtypes", ["float32"])
         if not isinstance(dtypes, list) or not all(d in ITEMSIZE for d in dtypes):
             raise fail(f"{where}.dtypes", f"expected a list from {', '.join(ITEMSIZE)}, got {dtypes!r}")
@@ -415,6 +410,11 @@ def load_bench_suite(name_or_path: str | Path) -> BenchSuite:
         if not isinstance(repeats, int) or isinstance(repeats, bool) or not 3 <= repeats <= 1000:
             raise fail(f"{where}.repeats", f"expected an integer in [3, 1000], got {repeats!r}")
         variants = t.get("variants")
+        if variants is not None and (not isinstance(variants, list) or not variants
+                                     or not all(isinstance(v, str) and v for v in variants)):
+            raise fail(f"{where}.variants", f"expected a list of variant names, got {variants!r}")
+        if not isinstance(t.get("name", ""), str) or not isinstance(t.get("description", ""), str):
+            raise fail(f"{where}.name", "expected strings for name and description")
         entry = BenchEntry(str(t.get("name", f"bench{i}")), adapters, None if variants is None else tuple(variants),
                            tuple(int(s) for s in sizes), None if tensors is None else tuple(tensors), tuple(dtypes),
                            devices if devices == "auto" else tuple(devices), dict(settings), float(min_time),
@@ -424,7 +424,7 @@ def load_bench_suite(name_or_path: str | Path) -> BenchSuite:
                 presets.get(ADAPTERS[adapter].preset)(**entry.kwargs(adapter))
             except Unsupported as exc:
                 raise fail(f"{where}.settings", f"{adapter}: {exc}") from None
-            except (TypeError, ValueError) as exc:
+            except InputError as exc:
                 raise fail(f"{where}.settings", f"{adapter}: {exc}") from None
         entries.append(entry)
     rounds = data.get("rounds", 1)
@@ -485,8 +485,11 @@ def plan(suite: BenchSuite, adapters: list[str] | None = None, devices: list[str
 
 
 # ------------------------------------------------------------------------ the worker
+_FD: int | None = None  # the worker's message pipe (`harness.channel`)
+
+
 def _emit(row: dict) -> None:
-    print("BENCH " + json.dumps(row, default=str), flush=True)
+    channel.send(_FD, "row", row)
 
 
 def _threads() -> int | None:
@@ -498,7 +501,7 @@ def _threads() -> int | None:
 
 
 def _worker(request: dict) -> None:
-    from .worker import _instantiate
+    from .worker import instantiate as _instantiate
 
     for job in request["jobs"]:
         base = {"bench": job["bench"], "adapter": job["adapter"], "framework": job["family"]}
@@ -637,12 +640,17 @@ def _overhead_size(size: int, request: dict) -> None:
             _emit({**base, "kind": kind, "pair": pair, "harness_s": times[0], "bare_s": times[1]})
 
 
-def _worker_main(path: str) -> int:
-    request = json.loads(Path(path).read_text())
+def _worker_main(fd: int) -> int:
+    global _FD
+    _FD = fd
+    request = channel.read_stdin_request().body
     if request.get("overhead"):
         _overhead_worker(request)
     else:
         _worker(request)
+        from .fingerprint import dispatch
+
+        channel.send(fd, "hello", {"dispatch": dispatch()})  # the frameworks its adapters imported
     return 0
 
 
@@ -656,35 +664,30 @@ class BenchResult:
 
 
 def _spawn(env_extra: dict[str, str], request: dict, timeout: float,
-           on_row: Callable[[dict], None]) -> tuple[int | None, str]:
+           on_row: Callable[[dict], None], on_hello: Callable[[dict], None] | None = None) -> tuple[int | None, str]:
     """Run one bench worker; rows go to ``on_row`` as they arrive. (exit code or None on timeout, log tail)."""
-    from .worker import _child_env
-
-    with tempfile.TemporaryDirectory(prefix="rmsprop-bench-") as tmp:
-        req = Path(tmp, "request.json")
-        req.write_text(json.dumps(request))
-        log = Path(tmp, "stderr.txt")
-        with open(log, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "harness.bench", str(req)], env=_child_env(env_extra),
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True)
-        killed = threading.Event()
-
-        def kill() -> None:
-            killed.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            for line in proc.stdout:
-                if line.startswith("BENCH "):
-                    on_row(json.loads(line[6:]))
-            code = proc.wait()
-        finally:
-            timer.cancel()
-        timed_out = killed.is_set()
-        tail = log.read_text(errors="replace").strip().splitlines()
-        return (None if timed_out else code), (tail[-1][:300] if tail else "")
+    worker = spawn.Worker("bench", [], env_extra, channel.encode("request", request))
+    reader = channel.Reader(worker.read_fd)
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    try:
+        while True:
+            message = reader.read(deadline, 0)
+            if message.kind == "row":
+                on_row(message.body)
+            elif message.kind == "hello" and on_hello is not None:
+                on_hello(message.body)
+    except TimeoutError:
+        timed_out = True
+        worker.kill()
+    except channel.PeerClosed:
+        pass
+    except channel.ChannelError as exc:
+        worker.kill()
+        worker.tail.append(f"the worker sent a malformed message ({exc})")
+    finally:
+        code = worker.close()
+    return (None if timed_out else code), worker.last_line()
 
 
 def _pool(rows: list[dict]) -> list[dict]:
@@ -740,15 +743,9 @@ def _finish(rows: list[dict], suite: str, specs: dict[tuple, RMSpropSpec | None]
     return frame[THROUGHPUT_COLUMNS]
 
 
-def environment(name: str, path: Path | None) -> dict[str, Any]:
-    from .runner import FRAMEWORK_PACKAGES, _git
-
-    return {"harness": package_version("rmsprop-harness"), "python": sys.version.split()[0],
-            "platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
-            "memory_available_bytes": available_memory("cpu"),
-            "packages": {p: package_version(p) for p in ("numpy", "pandas", "pyarrow", *FRAMEWORK_PACKAGES)},
-            "suite": {"name": name, "path": str(path) if path else None}, "git": _git(), "command": sys.argv,
-            "started": datetime.now(UTC).isoformat(timespec="seconds")}
+def bench_environment(name: str, path: Path | None) -> dict[str, Any]:
+    return environment.environment(memory_available_bytes=available_memory("cpu"),
+                                   suite={"name": name, "path": str(path) if path else None})
 
 
 def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | None = None,
@@ -767,25 +764,24 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
         raise BenchError(f"--rounds {rounds} must be in [1, 100]")
     jobs = plan(suite, adapters, devices, dtypes, min_time, repeats)
     specs: dict[tuple, RMSpropSpec | None] = {}
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("throughput.parquet", "throughput.csv", "env.json", "report.md", "report.html",
-                      "gate.md", "gate.json"):
-            (out_dir / stale).unlink(missing_ok=True)
-    env = environment(suite.name, suite.path)
+    folder = RunFolder(out, "bench", len(jobs) * rounds) if out is not None else None
+    out_dir = None if folder is None else folder.path
+    env = bench_environment(suite.name, suite.path)
     env["rounds"] = rounds
     env["threads"] = threads or "framework default"
     rows: list[dict] = []
     started = time.perf_counter()
+    hellos: list[dict] = []
+    last = [0.0]
+    finished = [0]
 
-    def flush() -> None:
-        if out_dir is not None and rows:
-            frame = _finish(rows, suite.name, specs)
-            tmp = out_dir / ".throughput.parquet.tmp"
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, out_dir / "throughput.parquet")
-            (out_dir / "env.json").write_text(json.dumps(env, indent=2, default=str))
+    def flush(force: bool = False, complete: bool = False) -> None:
+        if folder is None or (not force and time.monotonic() - last[0] < 2.0):
+            return
+        frame = _finish(rows, suite.name, specs) if rows else pd.DataFrame(columns=THROUGHPUT_COLUMNS)
+        environment.finish(env, hellos, started, 0)
+        folder.publish({"throughput": frame}, env, finished[0], complete)
+        last[0] = time.monotonic()
 
     groups: dict[tuple, list[Job]] = {}
     for job in jobs:
@@ -793,6 +789,8 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
         groups.setdefault((info.module, tuple(sorted(_bench_env(info.env, threads).items()))), []).append(job)
         if job.adapter not in COPY_ADAPTERS:
             specs[(job.adapter, job.bench)] = presets.get(info.preset)(**job.kwargs)
+    complete = False
+    flush(force=True)
     try:
         for rnd in range(rounds):
             for (_, env_items), group in groups.items():
@@ -806,7 +804,9 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
                     if progress is not None:
                         progress(row)
 
-                code, tail = _spawn(dict(env_items), {"jobs": [asdict(j) for j in group]}, timeout, on_row)
+                code, tail = _spawn(dict(env_items), {"jobs": [asdict(j) for j in group]}, timeout, on_row,
+                                    hellos.append)
+                finished[0] += len(group)
                 if code != 0:  # a crashed or killed worker: the jobs it did not report become error rows
                     why = "timed out" if code is None else f"worker exited with {code}"
                     done = {r["adapter"] for r in got}
@@ -816,10 +816,15 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
                         rows.append({"bench": job.bench, "adapter": job.adapter, "framework": job.family,
                                      "status": "error", "reason": f"{why}: {tail}", "round": rnd})
                     flush()
+        complete = True
+    except BaseException:
+        spawn.kill_all()
+        complete = False
+        raise
     finally:
-        env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-        env["wall_seconds"] = round(time.perf_counter() - started, 3)
-        flush()
+        flush(force=True, complete=complete)
+        if folder is not None:
+            folder.close()
     return BenchResult(_finish(rows, suite.name, specs) if rows else pd.DataFrame(columns=THROUGHPUT_COLUMNS), env,
                        out_dir)
 
@@ -836,8 +841,9 @@ def run_overhead(sizes: tuple[int, ...] = (1_000_000, 10_000_000), pairs: int = 
     frame = pd.DataFrame(rows)
     frame["ratio"] = frame["harness_s"] / frame["bare_s"]
     if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        frame.to_csv(Path(out) / "overhead.csv", index=False)
+        from .runfolder import prepare_output, write_text
+
+        write_text(prepare_output(out) / "overhead.csv", frame.to_csv(index=False))
     return frame
 
 
@@ -856,4 +862,5 @@ __all__ = ["THROUGHPUT_COLUMNS", "BenchError", "BenchResult", "bytes_per_param",
            "model_shapes", "run_bench", "run_overhead", "split_shapes"]
 
 if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1]))
+    spawn.worker_start()
+    sys.exit(_worker_main(int(sys.argv[1])))

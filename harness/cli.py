@@ -1,16 +1,22 @@
 """The ``rmsprop-harness`` command line.
 
-Bad input prints one ``rmsprop-harness: error: ...`` line on stderr and exits 2;
-no traceback reaches the user.
+Bad input (`reference.errors.InputError`) prints one ``rmsprop-harness: error: ...`` line on
+stderr and exits 2, with nothing lost; anything else is a bug and keeps its traceback. Exit
+codes: 0 pass, 1 a failing, erroring, degenerate or incomplete result, 2 bad input, 130 Ctrl-C,
+143 SIGTERM (the run folder then says it is incomplete, and no worker outlives the driver).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
+from reference.errors import InputError
+
 from . import __version__
+from . import cliargs as cli_args
 
 _PROG = "rmsprop-harness"
 
@@ -40,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "a user adapter by entry-point name or as package.module:factory joins every case "
                           "it fits; repeat or separate with commas")
     run.add_argument("--device", action="append", metavar="DEVICE",
-                     help="run on these devices instead of the cases' own: cpu, gpu (cuda)")
+                     help="run on these devices instead of the cases' own: cpu, gpu (cuda), or auto (cpu, plus a gpu "
+                          "when one is visible); an explicit device nothing could run on is an error (exit 2)")
     run.add_argument("--dtype", action="append", metavar="DTYPE",
                      help="run these dtypes instead of the cases' own: float16, bfloat16, float32, float64")
     run.add_argument("--case", action="append", metavar="PATTERN", help="only cases whose name matches")
@@ -55,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "bandwidth (roofline)")
     be.add_argument("--suite", default="perf", metavar="NAME|PATH", help="a bench suite (default: perf)")
     be.add_argument("--adapter", action="append", metavar="NAME", help="only these adapters (names or families)")
-    be.add_argument("--device", action="append", metavar="DEVICE", help="cpu, gpu (default: each entry's own)")
+    be.add_argument("--device", action="append", metavar="DEVICE",
+                    help="cpu, gpu or auto (default: each entry's own)")
     be.add_argument("--dtype", action="append", metavar="DTYPE", help="float32, float64, float16, bfloat16")
     be.add_argument("--min-time", type=float, default=None, metavar="S",
                     help="minimum measured seconds per point (default: the suite's, 0.2)")
@@ -96,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="throughput: the smallest slowdown of the median that counts (default 0.10)")
     ga.add_argument("--alpha", type=float, default=0.01,
                     help="throughput: Mann-Whitney U significance level (default 0.01)")
+    ga.add_argument("--subset", action="store_true",
+                    help="the current run was filtered (--case, --dtype, --adapter, --device): compare only the "
+                         "rows it has (without this, a filtered run fails closed)")
     ga.add_argument("--update-baseline", action="store_true",
                     help="after an intended change: show the diff and replace the baseline with the current run")
 
@@ -109,9 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("args", nargs="*", metavar="ARG=VALUE", help="its constructor arguments, e.g. lr=0.01 alpha=0.99")
     tr.add_argument("--to", action="append", required=True, metavar="FRAMEWORK",
                     help="target framework(s); repeat, separate with commas, or 'all'")
-    tr.add_argument("--steps", type=int, default=200, help="steps of the verification stream (default 200)")
-    tr.add_argument("--stream", default="gaussian", metavar="KIND",
-                    help="gradient stream kind for the verification (default gaussian)")
+    tr.add_argument("--steps", type=int, default=None,
+                    help="steps of the verification stream (default 200, or a recording's length)")
+    tr.add_argument("--stream", default="gaussian", metavar="KIND[:OPT=V,...]|FILE.npz",
+                    help="gradients for the verification: a kind with options (gaussian:scale=1e-4) or a recorded "
+                         ".npz (default gaussian)")
+    tr.add_argument("--scales", default=None, metavar="auto|none|S,S,...",
+                    help="gradient scales to verify at (default auto: 1e-6 ... 1e2 unless the stream fixes its "
+                         "scale); the verdict is the worst")
     tr.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
     tr.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -123,8 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--presets", action="append", metavar="FRAMEWORK",
                     help="which frameworks (default: torch, keras, keras_jax, keras_torch, tf_keras, "
                          "tf_keras_legacy, tf1, optax)")
-    pa.add_argument("--steps", type=int, default=200, help="steps (default 200)")
-    pa.add_argument("--stream", default="gaussian", metavar="KIND", help="gradient stream kind (default gaussian)")
+    pa.add_argument("--steps", type=int, default=None, help="steps (default 200, or a recording's length)")
+    pa.add_argument("--stream", default="gaussian", metavar="KIND[:OPT=V,...]|FILE.npz",
+                    help="gradients: a kind with options (gaussian:scale=1e-4) or a recorded .npz (default gaussian)")
+    pa.add_argument("--scales", default=None, metavar="auto|none|S,S,...",
+                    help="gradient scales to compare at (default auto: 1e-6 ... 1e2 unless the stream fixes its "
+                         "scale); each pair's verdict is its worst")
     pa.add_argument("--seed", type=int, default=0, help="stream seed (default 0)")
     pa.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     return parser
@@ -137,43 +157,24 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
-def _devices(values: list[str] | None) -> list[str] | None:
-    """``--device`` values: cpu or gpu (cuda is gpu), deduplicated."""
-    devices = _split(values)
-    if devices:
-        devices = list(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
-        bad = [d for d in devices if d not in ("cpu", "gpu")]
-        if bad:
-            raise ValueError(f"--device {bad[0]!r} is not a device (choose cpu or gpu)")
-    return devices
-
-
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .runfolder import prepare_output
     from .runner import run_suite
-    from .streams import DTYPES
     from .suite import load_suite
 
-    devices = _devices(args.device)
-    dtypes = _split(args.dtype)
-    if dtypes and any(d not in DTYPES for d in dtypes):
-        bad = next(d for d in dtypes if d not in DTYPES)
-        raise ValueError(f"--dtype {bad!r} is not a dtype (choose from {', '.join(DTYPES)})")
-    if args.jobs is not None and args.jobs < 1:
-        raise ValueError(f"--jobs {args.jobs} must be >= 1")
+    devices = cli_args.devices(args.device)
+    dtypes = cli_args.dtypes(args.dtype)
+    cli_args.integer(args.jobs, "--jobs", 1, 256)
+    adapters, cases = cli_args.split(args.adapter, "--adapter"), cli_args.split(args.case, "--case")
+    prepare_output(args.out)  # a bad --out is refused before anything runs
     suite = load_suite(args.suite)
-    if args.adapter:  # user adapters are described (a subprocess) before the progress bar starts
+    if adapters:  # user adapters are described (a subprocess) before the progress bar starts
         from .adapters import resolve
 
-        resolve(_split(args.adapter))
+        resolve(adapters)
     console = Console(stderr=True)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console,
@@ -185,8 +186,8 @@ def _run(args: argparse.Namespace) -> int:
             last = f"{row.get('case')} {row.get('adapter')} {row.get('dtype')}: {row.get('status')}" if row else ""
             progress.update(bar, completed=done, total=total, last=last)
 
-        result = run_suite(suite, adapters=_split(args.adapter), devices=devices, dtypes=dtypes,
-                           cases=_split(args.case), out=args.out, jobs=args.jobs, progress=update)
+        result = run_suite(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, out=args.out,
+                           jobs=args.jobs, progress=update)
     Console().print(summary_table(result.summary))
     for line in [*summary_notes(result.summary), *summary_warnings(result.summary)]:
         print(line)
@@ -194,17 +195,20 @@ def _run(args: argparse.Namespace) -> int:
     written = "divergence, summary, ulp_histogram" + (", parity, attribution" if len(result.parity) else "")
     print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ ({written}.parquet, "
           "env.json)")
+    code = result.exit_code
     if not args.no_report:
         from .report import write_report
 
         try:
             write_report(args.out)
             print(f"report: {args.out}/report.md, {args.out}/report.html (+ CSV exports)")
-        except Exception as exc:  # the tables are on disk: a report failure must not hide the run's verdict
-            print(f"{_PROG}: error: the report could not be written ({type(exc).__name__}: {exc}); "
-                  f"the tables are in {args.out}/", file=sys.stderr)
-            return max(result.exit_code, 2)
-    return result.exit_code
+        except InputError as exc:  # the tables are on disk: a report failure must not hide the run's verdict
+            print(f"{_PROG}: error: the report could not be written ({exc}); the tables are in {args.out}/",
+                  file=sys.stderr)
+            code = max(code, 2)
+    for line in result.unavailable:
+        print(f"{_PROG}: error: {line}", file=sys.stderr)
+    return code
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -212,15 +216,13 @@ def _bench(args: argparse.Namespace) -> int:
 
     from .bench import overhead_summary, run_bench, run_overhead
 
-    if args.min_time is not None and not 0 < args.min_time <= 60:
-        raise ValueError(f"--min-time {args.min_time} must be in (0, 60] seconds")
-    if args.repeats is not None and not 3 <= args.repeats <= 1000:
-        raise ValueError(f"--repeats {args.repeats} must be in [3, 1000]")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads {args.threads} must be >= 1")
-    if args.rounds is not None and not 1 <= args.rounds <= 100:
-        raise ValueError(f"--rounds {args.rounds} must be in [1, 100]")
-    devices = _devices(args.device)
+    cli_args.number(args.min_time, "--min-time", 0, 60, open_low=True)
+    cli_args.integer(args.repeats, "--repeats", 3, 1000)
+    cli_args.integer(args.threads, "--threads", 1, 1024)
+    cli_args.integer(args.rounds, "--rounds", 1, 100)
+    devices = cli_args.devices(args.device)
+    dtypes = cli_args.dtypes(args.dtype)
+    adapters = cli_args.split(args.adapter, "--adapter")
     if args.overhead:
         summary = overhead_summary(run_overhead(min_time=args.min_time or 0.5, out=args.out))
         what = {"timer": "the harness's timer vs a bare loop, same optimizer",
@@ -245,7 +247,7 @@ def _bench(args: argparse.Namespace) -> int:
             rnd = f" (round {row['round'] + 1})" if row.get("round") else ""
             console.print(f"  {what}: {row.get('status')}{rnd}", highlight=False)
 
-    result = run_bench(args.suite, adapters=_split(args.adapter), devices=devices, dtypes=_split(args.dtype),
+    result = run_bench(args.suite, adapters=adapters, devices=devices, dtypes=dtypes,
                        min_time=args.min_time, repeats=args.repeats, out=args.out, progress=progress,
                        rounds=args.rounds, threads=args.threads)
     Console(width=max(130, Console().width)).print(bench_table(result.throughput))
@@ -297,11 +299,17 @@ def _gate(args: argparse.Namespace) -> int:
     from .baseline import load_baseline, load_run_tables, write_baseline
     from .gate import Thresholds, gate, markdown, write
 
+    cli_args.number(args.factor, "--factor", 1, 1e6, open_low=True)
+    cli_args.number(args.min_effect, "--min-effect", 0, 10, open_low=True)
+    cli_args.number(args.alpha, "--alpha", 0, 1, open_low=True)
     thresholds = Thresholds(args.factor, min_effect=args.min_effect, alpha=args.alpha)
     baseline = load_baseline(args.baseline)
     current = load_run_tables(args.current)
-    result = gate(baseline, current, thresholds, args.throughput)
+    result = gate(baseline, current, thresholds, args.throughput, subset=args.subset)
     if args.update_baseline:
+        if not result.complete:
+            raise cli_args.CliError(f"{', '.join(args.current)}: incomplete ({result.incomplete}); not saved as the "
+                                    "baseline")
         write_baseline(current, args.baseline, list(args.current))
         result.updated = args.baseline
     md, js = write(result, args.out or args.current[0])
@@ -311,20 +319,27 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import load_run, write_report
 
     written = write_report(args.run_dir)
     print(", ".join(str(p) for p in written.values()))
+    run = load_run(args.run_dir)
+    if not run.complete:
+        print(f"INCOMPLETE: {run.progress()} (the run was interrupted); the report shows what finished")
+        return 1
     return 0
 
 
-def _stream(kind: str, seed: int):
-    from .streams import KINDS, StreamSpec
+def _scenario(name: str, args: argparse.Namespace, presets: tuple[str, ...], settings: dict | None = None):
+    from .parity import Scenario
 
-    if kind in ("recorded", "arrays") or kind not in KINDS:
-        known = ", ".join(k for k in KINDS if k not in ("recorded", "arrays"))
-        raise ValueError(f"--stream {kind!r} is not a stream kind (choose from {known})")
-    return StreamSpec(kind, seed)
+    cli_args.integer(args.steps, "--steps", 1, 10**9)
+    cli_args.integer(args.seed, "--seed", 0, 2**63 - 1)
+    stream = cli_args.stream(args.stream, args.seed)
+    shapes, steps = cli_args.scenario_stream(stream, args.steps)
+    extra = {} if shapes is None else {"shapes": shapes}
+    return Scenario(name, settings or {}, presets, stream, steps=steps, seed=args.seed,
+                    scales=cli_args.scales(args.scales), **extra)
 
 
 def _translate(args: argparse.Namespace) -> int:
@@ -333,22 +348,18 @@ def _translate(args: argparse.Namespace) -> int:
     from reference import presets
 
     from .explain import parse_args
-    from .parity import Scenario
     from .translate import render, translate
 
-    targets = _split(args.to)
+    targets = cli_args.split(args.to, "--to") or []
     if targets == ["all"]:
         targets = [p for p in presets.PRESETS if p not in (args.source, "spec")]
     bad = [t for t in targets if t not in presets.PRESETS]
     if bad:
-        raise ValueError(f"--to {bad[0]!r} is not a framework (choose from {', '.join(presets.PRESETS)} or all)")
+        raise cli_args.CliError(f"--to {bad[0]!r} is not a framework (choose from {', '.join(presets.PRESETS)} or all)")
     source_args = parse_args(args.source, args.args)
-    if args.steps < 1:
-        raise ValueError(f"--steps {args.steps} must be >= 1")
     results = []
     for target in targets:
-        scenario = Scenario("translate", presets=(args.source, target), stream=_stream(args.stream, args.seed),
-                            steps=args.steps, seed=args.seed)
+        scenario = _scenario("translate", args, (args.source, target))
         results.append((translate(args.source, source_args, target, scenario), scenario))
     if args.format == "json":
         print(json.dumps([t.as_dict() for t, _ in results], indent=2, default=str))
@@ -362,50 +373,60 @@ def _parity(args: argparse.Namespace) -> int:
     import json
 
     from .explain import _split_args
-    from .parity import PARITY_PRESETS, Scenario, parity
+    from .parity import PARITY_PRESETS, parity
 
     settings = {}
     for item in (a for s in args.settings for a in _split_args(s) if a.strip()):
         key, eq, raw = item.partition("=")
         if not eq:
-            raise ValueError(f"expected knob=value, got {item!r}")
+            raise cli_args.CliError(f"expected knob=value, got {item!r}")
         try:
             settings[key.strip()] = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            raise ValueError(f"{key.strip()}={raw.strip()} is not a Python literal") from None
-    if args.steps < 1:
-        raise ValueError(f"--steps {args.steps} must be >= 1")
-    scenario = Scenario("settings" if settings else "defaults", settings,
-                        tuple(_split(args.presets) or PARITY_PRESETS), _stream(args.stream, args.seed),
-                        steps=args.steps, seed=args.seed)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise cli_args.CliError(f"{key.strip()}={raw.strip()} is not a Python literal") from None
+    chosen = tuple(cli_args.split(args.presets, "--presets") or PARITY_PRESETS)
+    scenario = _scenario("settings" if settings else "defaults", args, chosen, settings)
     result = parity(scenario)
     if args.format == "json":
         print(json.dumps({"pairs": result.pairs.to_dict(orient="records"),
+                          "sweep": result.sweep.to_dict(orient="records"),
                           "attribution": result.attribution.to_dict(orient="records"),
+                          "interactions": result.interactions.to_dict(orient="records"),
                           "skipped": result.skipped[scenario.name]}, indent=2, default=str))
         return 0
     import pandas as pd
 
     from .report import md_table
 
-    pairs = result.pairs[["a", "b", "divergence", "max_abs_diff", "verdict", "differing"]]
+    pairs = result.pairs[["a", "b", "scale", "divergence", "max_abs_diff", "verdict", "differing"]]
     attr = result.attribution
     attribution = pd.DataFrame({
         "pair": attr["a"] + " vs " + attr["b"], "knob": attr["label"],
         "values": [f"{a} -> {b}" if a or b else "" for a, b in zip(attr["value_a"], attr["value_b"], strict=True)],
-        "with": attr["with"], "alone": attr["alone"], "without": attr["without"],
-        "share": [f"{s:.0%}" if s > -10 else "<0" for s in attr["share"]]})
+        "alone": attr["alone"], "share": [_pct(s) for s in attr["share"]],
+        "interaction": [_pct(i / w) if w else "" for i, w in zip(attr["interaction"], attr["with"], strict=True)]})
+    scales = scenario.scale_list()
+    where = (f"at its worst of {len(scales)} gradient scales ({scales[0]:g} ... {scales[-1]:g})" if len(scales) > 1
+             else f"on {scenario.stream.label()} gradients")
     if args.format == "markdown":
         print(md_table(pairs) + "\n\n" + md_table(attribution))
     else:
         from rich.console import Console
 
         console = Console(width=max(120, Console().width))
-        console.print(_rich(pairs, "pairwise divergence (||p_a - p_b|| / distance moved)"))
-        console.print(_rich(attribution, "attribution: each knob toggled alone in the reference on the same stream"))
+        console.print(_rich(pairs, f"pairwise divergence (||p_a - p_b|| / distance moved), each pair {where}"))
+        console.print(_rich(attribution, "attribution: Shapley shares of each pair's divergence (they add up to "
+                                         "100% with the last row, what is left when every knob matches)"))
     for preset, why in result.skipped[scenario.name].items():
         print(f"  {preset} not compared: {why}")
+    degenerate = result.pairs[result.pairs["verdict"] == "degenerate"]
+    if len(degenerate):
+        print(f"  degenerate: {len(degenerate)} pairs never move on this stream; nothing was compared")
     return 0
+
+
+def _pct(x: float) -> str:
+    return "" if x != x else f"{x:.1%}"
 
 
 def _rich(frame, title: str):
@@ -421,19 +442,22 @@ def _rich(frame, title: str):
 
 def summary_table(summary):
     """A compact table: one row per case and adapter, one column per dtype@device."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     columns = list(dict.fromkeys(f"{r.dtype}@{r.device}" for r in summary.itertuples()))
     for name in ("case", "adapter", *columns):
         table.add_column(name)
-    style = {"ok": "green", "fail": "bold red", "error": "bold red", "skipped": "yellow", "unsupported": "dim"}
+    style = {"ok": "green", "fail": "bold red", "error": "bold red", "degenerate": "bold magenta", "skipped": "yellow",
+             "unsupported": "dim"}
     cells: dict[tuple, dict[str, str]] = {}
     for r in summary.itertuples():
         text = r.status
         if r.status in ("ok", "fail"):
             text += f" {r.tolerance_used:.0%}" if r.tolerance_used < 10 else f" {r.tolerance_used:.3g}x"
-        cells.setdefault((r.case, r.adapter), {})[f"{r.dtype}@{r.device}"] = f"[{style[r.status]}]{text}[/]"
+        cells.setdefault((r.case, r.adapter), {})[f"{r.dtype}@{r.device}"] = \
+            f"[{style.get(r.status, 'bold red')}]{escape(text)}[/]"
     for (case, adapter), row in cells.items():
         table.add_row(case, adapter, *(row.get(c, "") for c in columns))
     return table
@@ -449,7 +473,7 @@ def summary_notes(summary, limit: int = 20) -> list[str]:
     """One line per failing or erroring case and adapter; one line per distinct unsupported or
     skipped reason and adapter (a matrix suite repeats those over many cases)."""
     lines = []
-    bad = summary[summary["status"].isin(["fail", "error"])]
+    bad = summary[~summary["status"].isin(["ok", "unsupported", "skipped"])]
     for (case, adapter, status, reason), rows in bad.groupby(["case", "adapter", "status", "reason"], sort=False):
         where = ",".join(dict.fromkeys(f"{r.dtype}@{r.device}" for r in rows.itertuples()))
         lines.append(f"  {case} / {adapter} [{where}]: {status}: {reason}")
@@ -481,20 +505,45 @@ def summary_warnings(summary, limit: int = 10) -> list[str]:
     return lines
 
 
+class Terminated(BaseException):
+    """SIGTERM: unwind like Ctrl-C (the run folder says incomplete; workers are killed)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    commands = {"explain": _explain, "run": _run, "report": _report, "translate": _translate, "parity": _parity,
+                "bench": _bench, "baseline": _baseline, "gate": _gate}
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
-        commands = {"explain": _explain, "run": _run, "report": _report, "translate": _translate, "parity": _parity,
-                    "bench": _bench, "baseline": _baseline, "gate": _gate}
         return commands[args.command](args)
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; the finished rows are in the run folder", file=sys.stderr)
+        print(f"{parser.prog}: interrupted; the finished rows are in the run folder (marked incomplete)",
+              file=sys.stderr)
         return 130
-    except (ValueError, TypeError, KeyError, OSError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    except Terminated:
+        print(f"{parser.prog}: terminated; the finished rows are in the run folder (marked incomplete)",
+              file=sys.stderr)
+        return 143
+    except InputError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        from . import spawn
+
+        spawn.kill_all()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from reference import RMSpropSpec, presets
+from reference.errors import InputError, InputValueError
 
 #: Knobs shown first, in the order a porting user cares about them.
 ORDER = (
@@ -24,7 +25,7 @@ ORDER = (
 HIDDEN = {"framework", "eps_placement", "legacy_eps_switch"}  # folded into effective_eps_placement
 
 
-class ExplainError(ValueError):
+class ExplainError(InputValueError):
     """A preset expression that cannot be resolved (unknown preset, bad argument)."""
 
 
@@ -35,7 +36,7 @@ def parse_preset(expr: str) -> tuple[str, RMSpropSpec]:
     kwargs = parse_args(name, _split_args(args), where=expr)
     try:
         spec = presets.PRESETS[name](**kwargs)
-    except (TypeError, ValueError) as exc:
+    except InputError as exc:
         raise ExplainError(str(exc)) from None
     return expr if args else name, spec
 
@@ -53,7 +54,7 @@ def parse_args(name: str, items: Sequence[str], where: str = "") -> dict[str, ob
             raise ExplainError(f"{where!r}: expected arg=value, got {item!r}")
         try:
             kwargs[key.strip()] = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             raise ExplainError(f"{where!r}: {key.strip()}={raw.strip()} is not a Python literal") from None
     return kwargs
 

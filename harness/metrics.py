@@ -19,12 +19,22 @@ accumulated online. `divergence` then measures a snapshot against that point:
 Where both sides are non-finite and equal (both NaN, or the same inf) the error is
 0; anywhere else a non-finite value on either side is an infinite error.
 
-Coupled weight decay (torch) feeds ``g + wd*p`` into the mean square; the two can
-cancel, and then the rounding of that sum is large relative to the sum itself. That
-is the problem's conditioning, not an implementation error, so under coupled decay
-the scales of ``nu`` and ``mu`` also include the same recursions run on the
+Coupled weight decay (torch) feeds ``g' = g + wd*p`` into every state; the two summands
+can cancel, and then the rounding of that sum (and of ``wd*p``) is large relative to the
+sum itself. That is the problem's conditioning, not an implementation error, so under
+coupled decay the scale of every state also includes the same recursion run on the
 magnitude of the summands, ``G = |g| + wd*|p|``:
-``V_t = rho*V_{t-1} + (1-rho)*G^2`` and ``M_t = rho*M_{t-1} + (1-rho)*G``.
+
+* mean square: ``V_t = rho*V_{t-1} + (1-rho)*G^2``;
+* mean gradient: ``M_t = rho*M_{t-1} + (1-rho)*G``;
+* momentum buffer: ``T_t = mu*T_{t-1} + G/den_t`` (lr after the buffer) or ``+ lr_t*G/den_t``
+  (lr in the buffer), ``den_t`` the reference's own denominator: the buffer sums ``g'/den``,
+  whose rounding error is ``u*G/den``, not ``u*|g'|/den``.
+
+A point also says whether the reference's parameters ``moved``: whether any element is
+finite and differs from its initial value. A run in which they never do (all gradients
+zero, or every value non-finite from the first step) compares nothing: its status is
+``degenerate``, never ``ok``.
 """
 
 from __future__ import annotations
@@ -34,8 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference import RMSpropSpec, init, update
+from reference import RMSpropSpec, init, learning_rate, update
 from reference.budget import UNIT_ROUNDOFF
+from reference.rmsprop import denominator
 
 from .adapters.base import STATE_KINDS, Snapshot
 from .streams import GradientStream, cast
@@ -97,6 +108,7 @@ class ReferencePoint:
     params_scale: dict[str, np.ndarray]
     state: dict[str, dict[str, np.ndarray]]
     state_scale: dict[str, dict[str, np.ndarray]]
+    moved: bool = True  # some parameter is finite and differs from its initial value
 
 
 def _state_dicts(spec_state, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -121,21 +133,33 @@ def reference_points(
     kept at the ``record`` steps with its budget scales."""
     names = list(params0)
     params = {n: cast(p, dtype) for n, p in params0.items()}
+    initial = dict(params)
     state = init(spec, params)
     record = set(record)
     params_track = _Track(dict(params))
     state_tracks = {k: _Track(dict(v)) for k, v in _state_dicts(state, names).items()}
     coupled = spec.weight_decay_mode == "coupled" and spec.weight_decay > 0
     rho, wd = spec.decay, spec.weight_decay
-    magnitude: dict[str, dict[str, np.ndarray]] = {"nu": {}, "mu": {}}
+    mom = spec.rounded("momentum", spec.momentum)
+    magnitude: dict[str, dict[str, np.ndarray]] = {"nu": {}, "mu": {}, "trace": {}}
     points = {}
     for t, grads in enumerate(stream.steps(steps, dtype), start=1):
+        lr = None if lrs is None else float(lrs[t - 1])
+        G = {}
         if coupled:  # the recursions on |g| + wd*|p|, p before this step's update
             for n in names:
-                G = np.abs(grads[n]) + wd * np.abs(params[n])
-                magnitude["nu"][n] = rho * magnitude["nu"].get(n, 0.0) + (1 - rho) * G * G
-                magnitude["mu"][n] = rho * magnitude["mu"].get(n, 0.0) + (1 - rho) * G
-        params, state = update(spec, state, params, grads, None if lrs is None else float(lrs[t - 1]))
+                G[n] = np.abs(grads[n]) + wd * np.abs(params[n])
+                magnitude["nu"][n] = rho * magnitude["nu"].get(n, 0.0) + (1 - rho) * G[n] * G[n]
+                magnitude["mu"][n] = rho * magnitude["mu"].get(n, 0.0) + (1 - rho) * G[n]
+        lr_t = learning_rate(spec, state.count, lr)
+        params, state = update(spec, state, params, grads, lr)
+        if coupled and state.trace is not None:
+            with np.errstate(all="ignore"):
+                for i, n in enumerate(names):
+                    den = denominator(spec, state.nu[i], None if state.mu is None else state.mu[i], state.updates)
+                    step = G[n] / den * (lr_t if spec.lr_placement == "in_buffer" else 1.0)
+                    magnitude["trace"][n] = mom * magnitude["trace"].get(n, 0.0) + np.where(np.isfinite(step), step,
+                                                                                            0.0)
         params_track.update(params)
         current = _state_dicts(state, names)
         for kind, values in current.items():
@@ -143,9 +167,11 @@ def reference_points(
         if t in record:
             state_scale = {k: tr.scale() for k, tr in state_tracks.items()}
             for kind, scale in state_scale.items():
-                if coupled and kind in magnitude:
+                if coupled and magnitude.get(kind):
                     state_scale[kind] = {n: v + magnitude[kind][n] for n, v in scale.items()}
-            points[t] = ReferencePoint(t, dict(params), params_track.scale(), current, state_scale)
+            with np.errstate(invalid="ignore"):
+                moved = any(bool(np.any(np.isfinite(params[n]) & (params[n] != initial[n]))) for n in names)
+            points[t] = ReferencePoint(t, dict(params), params_track.scale(), current, state_scale, moved)
     return points
 
 

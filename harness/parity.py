@@ -1,33 +1,36 @@
-"""Cross-framework parity: the same settings through every framework's own semantics, with attribution.
+"""Cross-framework parity: the same settings through every framework's own semantics, at every gradient scale.
 
 A *scenario* states framework-neutral settings once (``lr, decay, eps, momentum,
-centered, weight_decay``; `reference.translate.knob_args` maps each to the
-framework's own argument: ``alpha`` for torch, ``rho`` for Keras, ...). What a
-scenario leaves unset is each framework's default, which is exactly how a model
-ported by copying the settings one knows about behaves. No settings at all means
-every framework's own defaults.
+centered, weight_decay``; `reference.translate.knob_args` maps each to the framework's
+own argument: ``alpha`` for torch, ``rho`` for Keras, ...). What a scenario leaves unset
+is each framework's default, which is exactly how a model ported by copying the settings
+one knows about behaves. No settings at all means every framework's own defaults.
 
-Each framework's semantics (its preset) runs as the float64 reference on one
-gradient stream; the conformance suites verify those references against the real
-frameworks, so this needs no framework installed. For a pair (A, B):
+Each framework's semantics (its preset) runs as the float64 reference on one gradient
+stream; the conformance suites verify those references against the real frameworks, so
+this needs no framework installed. Any stream works (a kind with options, a recorded
+``.npz``).
+
+**Gradient scale.** How far two semantics part depends on the gradients' size: eps
+placement is invisible for N(0, 1) gradients and dominates at 1e-4. Unless the stream
+fixes its scale (an explicit ``scale``, a recording, ``tiny``/``huge``/``zeros``), a
+scenario sweeps `DEFAULT_SCALES` (1e-6 ... 1e2, the stream's values times each) and a
+pair's verdict is its **worst** scale; every scale is kept in the ``sweep`` table.
+
+For a pair (A, B) at one scale:
 
 * ``divergence`` = ``max_t ||p_A - p_B||_2 / max(||p_A - p_0||_2, ||p_B - p_0||_2)``:
   the difference as a fraction of how far the parameters moved (1 = unrelated);
-* ``budgets64`` / ``budgets32``: ``max |p_A - p_B| / (u * B_t)`` in float64 and
-  float32 rounding budgets (`reference.budget`), against the float64 and float32
-  tolerances of the two specs;
-* ``verdict``: ``identical`` (bitwise), ``rounding`` (within float64 rounding: the
-  same mathematics), ``below float32`` (a float32 run could not tell them apart:
-  within the float32 tolerance) or ``diverges``.
+* ``budgets64`` / ``budgets32``: ``max |p_A - p_B| / (u * B_t)`` in float64 and float32
+  rounding budgets (`reference.budget`), against the two specs' tolerances;
+* ``verdict`` (`VERDICTS`): ``identical`` (bitwise), ``rounding`` (within float64
+  rounding: the same mathematics), ``below float32`` (a float32 run could not tell them
+  apart), then graded by divergence: ``slight`` (< 1e-3 of the distance moved),
+  ``moderate`` (< 0.1), ``large`` (< 1), ``unrelated`` (>= 1); and ``degenerate`` when
+  neither side's parameters ever move to a finite new value (nothing was compared).
 
-**Attribution.** The knobs whose effective values differ (`RMSpropSpec.effective_knobs`)
-are toggled one at a time in A to B's value, on the same stream: ``without`` is the
-divergence of that A' from B (what is left once this knob matches), ``alone`` the
-divergence of A' from A (this knob's own effect) and ``share = 1 - without/with`` the
-fraction of the pair's divergence it removes. The effects need not add up (eps
-placement matters less once the lr is 10x smaller), so every row is measured, not
-apportioned. A last row toggles all of them: its ``without`` must be at rounding
-level, which checks that the list of knobs is complete.
+Attribution to knobs (Shapley values, summing to the pair's divergence) is in
+`harness.attribution`.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ import pandas as pd
 
 from reference import RMSpropSpec, init, presets, update
 from reference.budget import UNIT_ROUNDOFF, run_tolerance
+from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
 
+from . import schema
+from .limits import CHUNK_BYTES, check_parity, count_params
 from .streams import GradientStream, StreamSpec, initial_params
 
 #: The presets a scenario compares unless it names its own: every framework a user configures
@@ -52,30 +58,35 @@ from .streams import GradientStream, StreamSpec, initial_params
 PARITY_PRESETS = ("torch", "keras", "keras_jax", "keras_torch", "tf_keras", "tf_keras_legacy", "tf1", "optax")
 STANDARD_SHAPES = {"w": (32, 16), "b": (16,)}
 STANDARD_STEPS = 200
-VERDICTS = ("identical", "rounding", "below float32", "diverges")
-
-#: Readable names of the knobs in attribution tables.
-KNOB_LABELS = {
-    "effective_eps_placement": "eps placement",
-    "initial_accumulator": "initial accumulator",
-    "hyperparam_rounding": "float32 hyperparameters",
-    "lr_placement": "lr placement",
-    "centered_order": "centered order",
-    "weight_decay_mode": "weight decay mode",
-    "inverse_time_decay": "inverse-time decay",
-    "bias_correction": "bias correction",
-}
-_SKIP = {"framework", "lr_schedule", "eps_placement", "legacy_eps_switch"}
-_GROUPS = {"weight_decay": ("weight_decay", "weight_decay_mode"), "weight_decay_mode": ("weight_decay",
-                                                                                        "weight_decay_mode")}
-PAIR_COLUMNS = ["scenario", "a", "b", "divergence", "max_abs_diff", "budgets64", "tolerance64", "budgets32",
-                "tolerance32", "verdict", "differing"]
-ATTRIBUTION_COLUMNS = ["scenario", "a", "b", "knob", "label", "source", "value_a", "value_b", "with", "without",
-                       "alone", "share", "without_verdict"]
+#: Gradient scales a scenario sweeps unless its stream fixes the scale.
+DEFAULT_SCALES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
+#: Verdicts from the closest to the farthest; ``degenerate`` means nothing was compared.
+VERDICTS = ("identical", "rounding", "below float32", "slight", "moderate", "large", "unrelated", "degenerate")
+#: Upper bounds of the graded divergence verdicts (a fraction of the distance the parameters moved).
+GRADES = (("slight", 1e-3), ("moderate", 1e-1), ("large", 1.0))
+SAME_MATHEMATICS = ("identical", "rounding")
+PAIR_COLUMNS = schema.PARITY
+SWEEP_COLUMNS = schema.SWEEP
+#: Stream kinds whose size is their point (or is stated by the data): never swept.
+_FIXED_SCALE = ("tiny", "huge", "zeros", "recorded", "arrays", "nonfinite")
+_SCALE_OPTIONS = ("scale", "value", "low", "high")
 
 
-class ParityError(ValueError):
+class ParityError(InputValueError):
     """A scenario that cannot be compared (unknown preset, a setting no framework takes); one line."""
+
+
+def grade(divergence: float) -> str:
+    """The verdict word of a divergence beyond float32 rounding."""
+    for word, bound in GRADES:
+        if divergence < bound:
+            return word
+    return "unrelated"
+
+
+def rank(verdict: str) -> int:
+    """Order of verdicts from the closest; ``degenerate`` ranks below everything."""
+    return -1 if verdict == "degenerate" else VERDICTS.index(verdict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ class Scenario:
     seed: int = 0
     lrs: tuple[float, ...] | None = None  # a schedule: the lr of steps 1..steps (replaces settings' lr)
     description: str = ""
+    scales: tuple[float, ...] | str = "auto"  # "auto" (sweep unless the stream fixes its scale), "none", or gains
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.settings) - set(KNOBS))
@@ -100,10 +112,29 @@ class Scenario:
         if bad:
             raise ParityError(f"parity {self.name!r}: unknown preset {bad[0]!r} (known: {', '.join(PARITY_PRESETS)}, "
                               "tf_raw)")
-        if len(self.presets) < 2:
+        if len(set(self.presets)) < 2:
             raise ParityError(f"parity {self.name!r}: needs at least two presets to compare")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ParityError(f"parity {self.name!r}: steps={self.steps!r} must be an integer >= 1")
         if self.lrs is not None and len(self.lrs) < self.steps:
             raise ParityError(f"parity {self.name!r}: {len(self.lrs)} scheduled lrs for {self.steps} steps")
+        if isinstance(self.scales, str):
+            if self.scales not in ("auto", "none"):
+                raise ParityError(f"parity {self.name!r}: scales={self.scales!r}: 'auto', 'none' or a list of numbers")
+        elif not self.scales or not all(isinstance(s, int | float) and not isinstance(s, bool) and
+                                        math.isfinite(s) and s > 0 for s in self.scales):
+            raise ParityError(f"parity {self.name!r}: scales={self.scales!r}: finite numbers > 0")
+        check_parity(self.steps, count_params(self.shapes), f"parity {self.name!r}")
+
+    def swept(self) -> bool:
+        """Whether ``auto`` sweeps this stream: its scale is not fixed by its kind, options or data."""
+        return self.stream.kind not in _FIXED_SCALE and not set(self.stream.options) & set(_SCALE_OPTIONS)
+
+    def scale_list(self) -> tuple[float, ...]:
+        """The gains applied to the stream, one comparison each."""
+        if self.scales == "none" or (self.scales == "auto" and not self.swept()):
+            return (1.0,)
+        return DEFAULT_SCALES if self.scales == "auto" else tuple(float(s) for s in self.scales)
 
     def args(self, preset: str) -> dict[str, Any]:
         """``preset``'s own constructor arguments for these settings (its defaults elsewhere)."""
@@ -115,12 +146,12 @@ class Scenario:
     def specs(self) -> tuple[dict[str, RMSpropSpec], dict[str, str]]:
         """The spec of every preset that can take the settings, and why the others cannot."""
         specs, skipped = {}, {}
-        for preset in self.presets:
+        for preset in dict.fromkeys(self.presets):
             try:
                 specs[preset] = presets.get(preset)(**self.args(preset))
             except Unsupported as exc:
                 skipped[preset] = str(exc)
-            except (TypeError, ValueError) as exc:
+            except InputError as exc:
                 raise ParityError(f"parity {self.name!r}: {preset}: {exc}") from None
         return specs, skipped
 
@@ -134,24 +165,32 @@ class Trajectory:
     params: dict[int, np.ndarray]
     scale: dict[int, np.ndarray]
 
+    @property
+    def moved(self) -> bool:
+        """Whether any parameter ever reaches a finite value other than its initial one."""
+        with np.errstate(invalid="ignore"):
+            return any(bool(np.any(np.isfinite(p) & (p != self.params0))) for p in self.params.values())
+
 
 class Runner:
-    """Runs specs on one scenario's stream; each distinct spec once (attribution reuses them)."""
+    """Runs specs on one scenario's stream at one gradient scale; each distinct spec once."""
 
-    def __init__(self, scenario: Scenario, record: int = 24):
+    def __init__(self, scenario: Scenario, record: int = 24, scale: float = 1.0):
         self.scenario = scenario
-        stream = GradientStream(scenario.stream, scenario.shapes)
-        self.stream = stream
+        stream = GradientStream(scenario.stream, scenario.shapes, gain=scale)
+        self.stream, self.scale = stream, scale
         recorded = stream.recorded_params()
         self.params0 = recorded if recorded is not None else initial_params(stream.shapes, scenario.seed)
         steps = scenario.steps
         self.record = set(np.unique(np.round(np.geomspace(1, steps, record)).astype(int)).tolist()) | {steps}
         self._cache: dict[RMSpropSpec, Trajectory] = {}
         self._grads: list[dict[str, np.ndarray]] | None = None
+        self._keep = steps * count_params(stream.shapes) * 8 <= 4 * CHUNK_BYTES  # replay from memory when small
 
-    def grads(self) -> list[dict[str, np.ndarray]]:
-        # Every spec replays the same steps; small standard streams are kept once, in memory
-        if self._grads is None:
+    def grads(self):
+        if not self._keep:
+            return self.stream.steps(self.scenario.steps, "float64")
+        if self._grads is None:  # every spec replays the same steps: small streams are kept once
             self._grads = list(self.stream.steps(self.scenario.steps, "float64"))
         return self._grads
 
@@ -191,11 +230,12 @@ def compare(a: Trajectory, b: Trajectory, spec_a: RMSpropSpec, spec_b: RMSpropSp
     for t in sorted(b.params):
         pa, pb = a.params[t], b.params[t]
         with np.errstate(all="ignore"):
-            diff = np.abs(pa - pb)
-        diff = np.where(np.isnan(diff) & (np.isnan(pa) == np.isnan(pb)), 0.0, diff)  # NaN on both sides: equal
-        diff = np.where(np.isnan(diff), np.inf, diff)
-        moved = max(float(np.linalg.norm(pa - a.params0)), float(np.linalg.norm(pb - b.params0)))
-        norm = float(np.linalg.norm(diff))
+            diff = np.where(pa == pb, 0.0, np.abs(pa - pb))  # the same infinity on both sides: equal
+        both_nan = np.isnan(pa) & np.isnan(pb)
+        diff = np.where(both_nan, 0.0, np.where(np.isnan(diff), np.inf, diff))  # +inf vs -inf, NaN on one side
+        with np.errstate(all="ignore"):
+            moved = max(float(np.linalg.norm(pa - a.params0)), float(np.linalg.norm(pb - b.params0)))
+            norm = float(np.linalg.norm(diff))
         divergence = max(divergence, 0.0 if norm == 0 else norm / moved if moved > 0 else math.inf)
         max_abs = max(max_abs, float(diff.max(initial=0.0)))
         scale = np.maximum(a.scale[t], b.scale[t])
@@ -204,97 +244,42 @@ def compare(a: Trajectory, b: Trajectory, spec_a: RMSpropSpec, spec_b: RMSpropSp
         worst = float(np.nan_to_num(ratio, nan=np.inf).max(initial=0.0))
         b64 = max(b64, worst / UNIT_ROUNDOFF["float64"])
         b32 = max(b32, worst / UNIT_ROUNDOFF["float32"])
+    if math.isnan(divergence):
+        divergence = math.inf
     tol64 = max(run_tolerance(spec_a, steps, "float64"), run_tolerance(spec_b, steps, "float64"))
     tol32 = max(run_tolerance(spec_a, steps, "float32"), run_tolerance(spec_b, steps, "float32"))
-    if max_abs == 0:
+    if not (a.moved or b.moved):
+        verdict = "degenerate"
+    elif max_abs == 0:
         verdict = "identical"
     elif b64 <= tol64:
         verdict = "rounding"
     elif b32 <= tol32:
         verdict = "below float32"
     else:
-        verdict = "diverges"
+        verdict = grade(divergence)
     return {"divergence": divergence, "max_abs_diff": max_abs, "budgets64": b64, "tolerance64": tol64,
             "budgets32": b32, "tolerance32": tol32, "verdict": verdict}
 
 
-# ------------------------------------------------------------------- attribution
-def differing_knobs(a: RMSpropSpec, b: RMSpropSpec) -> list[str]:
-    """Knobs whose effective values differ (``-``: cannot matter in that configuration)."""
-    ka, kb = a.effective_knobs(), b.effective_knobs()
-    return [k for k in ka if k not in _SKIP and ka[k] != kb.get(k)]
+class Sweep:
+    """One `Runner` per gradient scale of a scenario; `worst` picks a pair's worst scale."""
 
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.runners = {s: Runner(scenario, scale=s) for s in scenario.scale_list()}
 
-def toggle(a: RMSpropSpec, b: RMSpropSpec, knobs: list[str] | tuple[str, ...]) -> RMSpropSpec:
-    """``a`` with ``knobs`` set to ``b``'s values (eps placement as it really applies)."""
-    changes: dict[str, Any] = {}
-    for knob in knobs:
-        if knob == "effective_eps_placement":
-            changes |= {"eps_placement": b.effective_eps_placement, "legacy_eps_switch": False}
-        elif knob == "ema_momentum":
-            changes |= {k: getattr(b, k) for k in ("ema_momentum", "ema_overwrite_frequency", "ema_start")}
-        else:
-            changes[knob] = getattr(b, knob)
-    if "eps_placement" not in changes and a.legacy_eps_switch:
-        # the legacy switch moves eps when momentum changes; pin a's placement so one knob moves one thing
-        changes |= {"eps_placement": a.effective_eps_placement, "legacy_eps_switch": False}
-    return a.replace(**changes)
+    def compare(self, a: RMSpropSpec, b: RMSpropSpec) -> dict[float, dict[str, Any]]:
+        steps = self.scenario.steps
+        return {s: compare(r.run(a), r.run(b), a, b, steps) for s, r in self.runners.items()}
 
-
-def _source(knob: str, settings: Mapping[str, Any]) -> str:
-    """Why the knob differs: a framework ``default`` the settings left unset, a setting one
-    framework ``rewrote``, or the framework's fixed ``semantics``."""
-    if knob in KNOBS:
-        return "rewritten" if knob in settings else "default"
-    return "semantics"
-
-
-def _show(value: Any) -> str:
-    return f"{value:.10g}" if isinstance(value, float) else str(value)
-
-
-def attribute(scenario: Scenario, runner: Runner, name_a: str, a: RMSpropSpec, name_b: str, b: RMSpropSpec,
-              with_: dict[str, Any], groups: tuple[tuple[str, ...], ...] = (),
-              sources: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """The attribution rows of one pair (see the module docstring). ``groups`` are knobs toggled
-    together (eps and its placement when eps was re-chosen for the other side of the sqrt);
-    ``sources`` overrides why a knob differs (default: `_source` from the scenario's settings)."""
-    steps = scenario.steps
-    ta, tb = runner.run(a), runner.run(b)
-    knobs = differing_knobs(a, b)
-    ka, kb = a.effective_knobs(), b.effective_knobs()
-    groups = (*groups, ("weight_decay", "weight_decay_mode"))
-    rows, seen = [], set()
-    for knob in knobs:
-        if knob in seen or "-" in (ka[knob], kb[knob]):
-            continue  # "-": it only matters together with another knob (lr placement without momentum)
-        group = next((tuple(k for k in g if k in knobs) for g in groups if knob in g), (knob,))
-        try:
-            a_k = toggle(a, b, group)
-        except ValueError:  # weight_decay > 0 with mode "none": the pair moves together
-            group = _GROUPS.get(knob, group)
-            a_k = toggle(a, b, group)
-        seen.update(group)
-        t_k = runner.run(a_k)
-        without = compare(t_k, tb, a_k, b, steps)
-        alone = compare(ta, t_k, a, a_k, steps)
-        label = " + ".join(KNOB_LABELS.get(k, k) for k in group)
-        source = (sources or {}).get(knob) or _source(knob, scenario.settings)
-        rows.append({"knob": "+".join(group), "label": f"default {label}" if source == "default" else label,
-                     "source": source, "value_a": " ".join(_show(ka[k]) for k in group),
-                     "value_b": " ".join(_show(kb[k]) for k in group),
-                     "without": without["divergence"], "alone": alone["divergence"],
-                     "without_verdict": without["verdict"]})
-    if knobs:
-        everything = toggle(a, b, knobs)
-        rest = compare(runner.run(everything), tb, everything, b, steps)
-        rows.append({"knob": "*", "label": "all of the above", "source": "", "value_a": "", "value_b": "",
-                     "without": rest["divergence"], "alone": with_["divergence"], "without_verdict": rest["verdict"]})
-    for row in rows:
-        w = with_["divergence"]
-        row |= {"scenario": scenario.name, "a": name_a, "b": name_b, "with": w,
-                "share": (1.0 - row["without"] / w) if w > 0 and math.isfinite(w) else 0.0}
-    return [{c: r.get(c) for c in ATTRIBUTION_COLUMNS} for r in rows]
+    @staticmethod
+    def worst(by_scale: dict[float, dict[str, Any]]) -> tuple[float, dict[str, Any]]:
+        """The scale with the farthest verdict (then the largest divergence); degenerate scales only
+        when every scale is."""
+        live = {s: m for s, m in by_scale.items() if m["verdict"] != "degenerate"} or by_scale
+        scale = max(live, key=lambda s: (rank(live[s]["verdict"]), live[s]["divergence"], live[s]["budgets64"]))
+        return scale, live[scale]
 
 
 @dataclass
@@ -303,22 +288,39 @@ class ParityResult:
     attribution: pd.DataFrame
     skipped: dict[str, dict[str, str]]  # scenario -> preset -> why it cannot take the settings
     specs: dict[str, dict[str, RMSpropSpec]]  # scenario -> preset -> spec
+    sweep: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SWEEP_COLUMNS))
+    interactions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.INTERACTIONS))
 
 
 def parity(scenarios: list[Scenario] | Scenario) -> ParityResult:
-    """Pairwise divergence and attribution for every scenario (pairs in preset order, A before B)."""
+    """Pairwise divergence at every scale, the worst scale's verdict and its attribution to knobs,
+    for every scenario (pairs in preset order, A before B)."""
+    from .attribution import attribute, differing_knobs, label
+
     if isinstance(scenarios, Scenario):
         scenarios = [scenarios]
-    pairs, attribution, skipped, all_specs = [], [], {}, {}
+    pairs, sweep, attribution, interactions, skipped, all_specs = [], [], [], [], {}, {}
     for scenario in scenarios:
         specs, skipped[scenario.name] = scenario.specs()
         all_specs[scenario.name] = specs
-        runner = Runner(scenario)
+        runs = Sweep(scenario)
         for (na, a), (nb, b) in itertools.combinations(specs.items(), 2):
-            metrics = compare(runner.run(a), runner.run(b), a, b, scenario.steps)
-            differing = [KNOB_LABELS.get(k, k) for k in differing_knobs(a, b)]
-            pairs.append({"scenario": scenario.name, "a": na, "b": nb, **metrics, "differing": ", ".join(differing)})
-            if metrics["verdict"] != "identical" and differing:
-                attribution.extend(attribute(scenario, runner, na, a, nb, b, metrics))
+            by_scale = runs.compare(a, b)
+            for s, m in by_scale.items():
+                sweep.append({"scenario": scenario.name, "a": na, "b": nb, "scale": s, **m})
+            scale, metrics = runs.worst(by_scale)
+            differing = [label(k) for k in differing_knobs(a, b)]
+            pairs.append({"scenario": scenario.name, "a": na, "b": nb, "scale": scale, "n_scales": len(by_scale),
+                          **metrics, "differing": ", ".join(differing)})
+            if metrics["verdict"] not in ("identical", "degenerate") and differing:
+                rows, inter = attribute(scenario, runs.runners[scale], na, a, nb, b, metrics)
+                attribution.extend(rows)
+                interactions.extend(inter)
     return ParityResult(pd.DataFrame(pairs, columns=PAIR_COLUMNS),
-                        pd.DataFrame(attribution, columns=ATTRIBUTION_COLUMNS), skipped, all_specs)
+                        pd.DataFrame(attribution, columns=schema.ATTRIBUTION), skipped, all_specs,
+                        pd.DataFrame(sweep, columns=SWEEP_COLUMNS),
+                        pd.DataFrame(interactions, columns=schema.INTERACTIONS))
+
+
+__all__ = ["DEFAULT_SCALES", "PARITY_PRESETS", "VERDICTS", "ParityError", "ParityResult", "Runner", "Scenario",
+           "Sweep", "compare", "grade", "parity"]

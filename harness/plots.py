@@ -160,7 +160,7 @@ def attribution_heatmap(attribution: pd.DataFrame, scenario: str) -> bytes | Non
     for i in range(len(pairs)):
         for j in range(len(knobs)):
             if not np.isnan(share[i, j]):
-                text = "<0" if share[i, j] <= -10 else "0%" if abs(share[i, j]) < 0.005 else f"{share[i, j]:.0%}"
+                text = "0%" if abs(share[i, j]) < 0.005 else f"{share[i, j]:.0%}"
                 ax.text(j, i, text, ha="center", va="center",
                         fontsize=7, color="white" if logv[i, j] < -6 else "black")
     ax.set_xticks(range(len(knobs)), knobs, rotation=30, ha="right", fontsize=8)

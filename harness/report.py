@@ -18,30 +18,32 @@ from __future__ import annotations
 import base64
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .runner import TABLES, WARNING_SEPARATOR
+from . import runfolder, schema
+from .runner import WARNING_SEPARATOR
 
 MAX_FIGURES = 40  # divergence figures (one per case); a matrix suite has more cases than anyone reads
 MAX_ROWS = 50  # failing rows listed in report.md
-REPORT_TABLES = (*TABLES, "throughput")  # a conformance run folder, a bench folder, or both
+REPORT_TABLES = schema.TABLES  # a conformance run folder, a bench folder, or both
 
 
-class ReportError(ValueError):
-    """Not a run folder (no summary.parquet) or unreadable tables; one line."""
+class ReportError(runfolder.RunFolderError):
+    """Not a run folder or unreadable tables; one line."""
 
 
 @dataclass
 class Run:
-    """A run folder's tables (missing optional ones are empty frames) and its environment."""
+    """A run folder's tables (missing optional ones are empty frames), its environment and manifest."""
 
     path: Path
     tables: dict[str, pd.DataFrame]
     env: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=lambda: {"complete": True})
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -61,33 +63,36 @@ class Run:
         return str(self.env.get("suite", {}).get("name") or (self.summary["suite"].iloc[0] if len(self.summary)
                                                              else self.path.name))
 
-    def counts(self) -> dict[str, int]:
-        from .runner import STATUSES
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
 
-        return {s: int((self.summary["status"] == s).sum()) for s in STATUSES}
+    def progress(self) -> str:
+        return f"{self.manifest.get('finished')} of {self.manifest.get('planned')} tasks finished"
+
+    def statuses(self) -> pd.Series:
+        """Each row's status; a value this harness does not write counts as an error."""
+        status = self.summary["status"]
+        return status.where(status.isin(schema.STATUSES), "error")
+
+    def counts(self) -> dict[str, int]:
+        statuses = self.statuses()
+        return {s: int((statuses == s).sum()) for s in schema.STATUSES}
 
     @property
     def passed(self) -> bool:
-        return not self.summary["status"].isin(["fail", "error"]).any()
+        """Every row ok, unsupported or skipped, and the run finished."""
+        return self.complete and bool(self.statuses().isin(schema.PASSING).all())
 
 
 def load_run(run_dir: str | Path) -> Run:
-    path = Path(run_dir)
-    if not (path / "summary.parquet").is_file() and not (path / "throughput.parquet").is_file():
-        raise ReportError(f"{run_dir}: not a run folder (no summary.parquet or throughput.parquet; make one with "
-                          "rmsprop-harness run or bench)")
-    tables = {}
-    for name in REPORT_TABLES:
-        file = path / f"{name}.parquet"
-        try:
-            tables[name] = pd.read_parquet(file) if file.is_file() else pd.DataFrame()
-        except Exception as exc:  # pyarrow raises several types for a truncated or foreign file
-            raise ReportError(f"{file}: unreadable ({type(exc).__name__}: {exc})") from None
+    """A run folder through its manifest (`harness.runfolder.load`); `ReportError` with one line."""
     try:
-        env = json.loads((path / "env.json").read_text()) if (path / "env.json").is_file() else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path / 'env.json'}: unreadable ({exc})") from None
-    return Run(path, tables, env)
+        loaded = runfolder.load(run_dir)
+    except runfolder.RunFolderError as exc:
+        raise ReportError(str(exc)) from None
+    tables = {name: loaded.tables.get(name, pd.DataFrame()) for name in REPORT_TABLES}
+    return Run(loaded.path, tables, loaded.env, loaded.manifest)
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
@@ -96,17 +101,10 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     written = {}
     for name, frame in run.tables.items():
         if len(frame.columns):
-            written[f"{name}.csv"] = _atomic_text(run.path / f"{name}.csv", frame.to_csv(index=False))
-    written["report.md"] = _atomic_text(run.path / "report.md", markdown(run))
-    written["report.html"] = _atomic_text(run.path / "report.html", html_report(run))
+            written[f"{name}.csv"] = runfolder.write_text(run.path / f"{name}.csv", frame.to_csv(index=False))
+    written["report.md"] = runfolder.write_text(run.path / "report.md", markdown(run))
+    written["report.html"] = runfolder.write_text(run.path / "report.html", html_report(run))
     return written
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 # --------------------------------------------------------------------- shared
@@ -114,12 +112,15 @@ def _verdict_line(run: Run) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in run.counts().items() if n) or "no rows"
     wall = run.env.get("wall_seconds")
     took = f" in {wall:.0f} s" if isinstance(wall, int | float) else ""
+    if not run.complete:
+        return f"INCOMPLETE ({run.progress()}: the run was interrupted): {counts}{took}"
     return f"{'PASS' if run.passed else 'FAIL'}: {counts}{took}"
 
 
 def failing(run: Run) -> pd.DataFrame:
-    """One row per failing or erroring case x adapter x reason, with where it happened."""
-    bad = run.summary[run.summary["status"].isin(["fail", "error"])]
+    """One row per failing, erroring or degenerate case x adapter x reason, with where it happened."""
+    summary = run.summary.assign(status=run.statuses())
+    bad = summary[~summary["status"].isin(schema.PASSING)]
     rows = []
     for (case, adapter, status, reason), g in bad.groupby(["case", "adapter", "status", "reason"], sort=False):
         where = ", ".join(dict.fromkeys(f"{r.dtype}@{r.device}" for r in g.itertuples()))
@@ -162,11 +163,10 @@ def folded_pairs(run: Run, scenario: str) -> tuple[pd.DataFrame, dict[str, list[
         knobs = attribution[(attribution["scenario"] == scenario) & (attribution["a"] == r.a)
                             & (attribution["b"] == r.b) & (attribution["knob"] != "*")] if len(attribution) else None
         top = "" if knobs is None or knobs.empty else ", ".join(
-            f"{k.label} ({k.alone:.2g} alone, share {_pct(k.share)})"
-            for k in knobs.sort_values("alone", ascending=False).head(3).itertuples())
+            f"{k.label} {_pct(k.share)}" for k in knobs.sort_values("share", ascending=False).head(3).itertuples())
         rows.append({"pair": f"{_group(groups, r.a)} vs {_group(groups, r.b)}", "divergence": r.divergence,
-                     "max |dp|": r.max_abs_diff, "verdict": r.verdict, "largest knob effects": top or r.differing})
-    return pd.DataFrame(rows, columns=["pair", "divergence", "max |dp|", "verdict", "largest knob effects"]), groups
+                     "worst scale": r.scale, "verdict": r.verdict, "largest shares": top or r.differing})
+    return pd.DataFrame(rows, columns=["pair", "divergence", "worst scale", "verdict", "largest shares"]), groups
 
 
 def _identical(pairs: pd.DataFrame, a: str, b: str) -> bool:
@@ -180,8 +180,8 @@ def _group(groups: dict[str, list[str]], name: str) -> str:
 
 
 def _pct(share: float) -> str:
-    if share <= -10:
-        return "<0"
+    if share != share:
+        return "n/a"
     return "0%" if abs(share) < 0.005 else f"{share:.0%}"
 
 
@@ -221,9 +221,10 @@ def markdown(run: Run) -> str:
         out += ["This suite has no `[[parity]]` scenarios (try `rmsprop-harness parity`).", ""]
     else:
         out += ["Each framework's float64 reference (the one its conformance rows check it against) on one "
-                "gradient stream, same settings; divergence = "
-                "‖p_a − p_b‖ / distance moved (1 = unrelated). *alone*: the divergence that knob causes by "
-                "itself; *share*: how much of the pair's divergence matching it removes.", ""]
+                "gradient stream, same settings, at every gradient scale swept; a pair shows its worst scale. "
+                "Divergence = ‖p_a − p_b‖ / distance moved (1 = unrelated). *Shares* are Shapley values: each "
+                "differing knob's average contribution over every order of matching them; a pair's shares add up to "
+                "100% with what is left once every knob matches.", ""]
         for name, info in _scenarios(run).items():
             table, _ = folded_pairs(run, name)
             out += [f"### {name}", "", f"{info}", "", md_table(table), ""]
@@ -342,7 +343,7 @@ th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:to
 th{background:#f4f4f4}
 .verdict{font-size:1.3em;padding:.5em 1em;border-radius:6px;display:inline-block}
 .PASS{background:#e3f6e3;color:#135c13}.FAIL{background:#fde2e2;color:#8b1111}
-.ok{background:#e3f6e3}.fail,.error{background:#fde2e2;font-weight:bold}.unsupported{color:#888}
+.ok{background:#e3f6e3}.fail,.error,.degenerate{background:#fde2e2;font-weight:bold}.unsupported{color:#888}
 .skipped{background:#fff6d6}
 img{max-width:100%;height:auto;display:block;margin:.5em 0}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
@@ -377,7 +378,7 @@ def status_matrix(summary: pd.DataFrame) -> str:
         tds = []
         for c in columns:
             status, text, reason = row.get(c, ("", "", ""))
-            tds.append(f'<td class="{status}" title="{html.escape(reason)}">{html.escape(text)}</td>')
+            tds.append(f'<td class="{html.escape(status)}" title="{html.escape(reason)}">{html.escape(text)}</td>')
         body.append(f"<tr><td>{html.escape(case)}</td><td>{html.escape(adapter)}</td>{''.join(tds)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -404,7 +405,7 @@ def html_report(run: Run) -> str:
 
     if not run.conformance:
         return _bench_html(run)
-    verdict = "PASS" if run.passed else "FAIL"
+    verdict = "PASS" if run.passed else "FAIL" if run.complete else "INCOMPLETE"
     parts = [f"<h1>RMSprop conformance: suite <code>{html.escape(run.suite)}</code></h1>",
              f'<p class="verdict {verdict}">{html.escape(_verdict_line(run))}</p>',
              f'<p class="note">{html.escape(str(run.env.get("suite", {}).get("path", "")))}; '
@@ -419,14 +420,17 @@ def html_report(run: Run) -> str:
     if not parity.empty:
         parts += ["<h2>Cross-framework parity</h2>",
                   "<p>The same settings through every framework's own semantics: each framework's float64 "
-                  "reference (the one its conformance rows check it against) on one gradient stream. "
+                  "reference (the one its conformance rows check it against) on one gradient stream, at every "
+                  "gradient scale swept (a pair shows its worst). "
                   "<b>divergence</b> = ‖p_a − p_b‖ / distance moved, max over steps; "
                   "<b>verdict</b>: identical (bitwise), rounding (float64 rounding level: the same "
-                  "mathematics), below float32 (a float32 run cannot tell them apart), diverges. "
-                  "<b>Attribution</b>: each differing knob toggled alone in the reference on the same stream; "
-                  "<i>alone</i> is its own effect, <i>without</i> what is left when it matches, <i>share</i> = "
-                  "1 − without/with; the last row of each pair matches all of them and must be at rounding "
-                  "level.</p>"]
+                  "mathematics), below float32 (a float32 run cannot tell them apart), then slight (&lt; 0.1% of "
+                  "the distance moved), moderate (&lt; 10%), large (&lt; 100%), unrelated; degenerate when nothing "
+                  "moves. <b>Attribution</b>: Shapley values over the differing knobs (2<sup>k</sup> reference runs): "
+                  "<i>share</i> is a knob's average contribution over every order of matching them, and a pair's "
+                  "shares add up to 100% with its last row (what is left once all of them match, rounding level "
+                  "when the list is complete); <i>alone</i> is the knob's own effect, <i>interaction</i> what it "
+                  "adds or loses in combination.</p>"]
         for name, info in _scenarios(run).items():
             table, _ = folded_pairs(run, name)
             parts += [f"<h3>{html.escape(name)}</h3>", f"<p>{html.escape(info)}</p>",
@@ -434,7 +438,7 @@ def html_report(run: Run) -> str:
                            "log10 pairwise divergence; = bitwise identical, ~ float64 rounding level"),
                       _html_table(table),
                       _img(plots.attribution_heatmap(attribution, name), f"attribution heat map {name}",
-                           "each knob's effect alone (colour) and the share of the pair's divergence it removes")]
+                           "each knob's effect alone (colour) and its Shapley share of the pair's divergence")]
             rows = attribution[attribution["scenario"] == name] if len(attribution) else attribution
             if len(rows):
                 shown = rows.drop(columns=["scenario", "knob"]).rename(columns={"label": "knob"})

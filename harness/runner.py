@@ -1,21 +1,22 @@
 """The conformance run: a suite -> tasks -> isolated workers -> divergence tables on disk.
 
-`run_suite` plans one task per case x adapter x device x dtype, runs each
-framework in its own worker process (at most ``jobs`` at a time), computes the
-float64 reference once per case, preset, arguments and dtype, and measures every
-recorded snapshot against it (`harness.metrics`). Rows are written to the run
-folder as they arrive (``divergence.parquet``, ``summary.parquet``, ``env.json``;
-each rewritten atomically), so an interrupted run keeps what it finished.
+`run_suite` plans one task per case x adapter x device x dtype, runs each framework in its
+own worker process (at most ``jobs`` at a time), computes the float64 reference once per
+case, preset, arguments and dtype, and measures every recorded snapshot against it
+(`harness.metrics`). Rows are published to the run folder in atomic generations every few
+seconds and at the end (`harness.runfolder`), so an interrupted run keeps what it finished
+and says it is incomplete (``run.json``: planned vs finished tasks).
 
 The ``warnings`` column lists what the framework silently rewrites or ignores in the
 arguments given (``epsilon=0`` becoming 1e-7 in tf_keras legacy, ``lr=`` ignored by
 tf_keras, a float32 clip factor on Keras' torch backend, ...), separated by `` | ``.
 
-Status of a summary row: ``ok`` (within tolerance at every recorded step),
-``fail`` (the reason names the first quantity and step out of tolerance),
-``unsupported`` (the framework cannot express the requested semantics or dtype),
-``skipped`` (framework or device not present) or ``error`` (the framework raised,
-crashed or timed out; the reason says which).
+Status of a summary row (`harness.schema.STATUSES`): ``ok`` (within tolerance at every
+recorded step), ``fail`` (the reason names the first quantity and step out of tolerance),
+``degenerate`` (nothing was compared: the reference's parameters never moved to a finite
+new value), ``unsupported`` (the framework cannot express the requested semantics or
+dtype), ``skipped`` (framework or device not present) or ``error`` (the framework raised,
+crashed, timed out or sent a malformed or incomplete result; the reason says which).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import platform
 import queue
-import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -41,37 +40,29 @@ import pandas as pd
 
 from reference import RMSpropSpec
 from reference.budget import run_tolerance, state_tolerance
+from reference.errors import InputValueError
 from reference.translate import Unsupported
 
+from . import environment, schema, spawn
 from .adapters import ADAPTERS, BUILTIN, STATE_KINDS, Task, resolve
-from .adapters._common import cpu_name, package_version
+from .limits import check_case
 from .metrics import ULP_LABELS, ReferencePoint, divergence, record_steps, reference_points, ulp_histogram
-from .parity import ATTRIBUTION_COLUMNS, PAIR_COLUMNS, parity
+from .parity import parity
+from .runfolder import RunFolder
 from .suite import Case, Suite, load_suite
 from .worker import run_worker
 
-STATUSES = ("ok", "fail", "unsupported", "skipped", "error")
+STATUSES = schema.STATUSES
 WARNING_SEPARATOR = " | "
-FRAMEWORK_PACKAGES = ("torch", "tensorflow", "tf_keras", "keras", "jax", "jaxlib", "optax")
-SUMMARY_COLUMNS = [
-    "suite", "case", "adapter", "framework", "preset", "device", "device_name", "dtype", "stream", "steps",
-    "status", "reason", "warnings", "max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio", "tolerance",
-    "worst_budget_ratio", "tolerance_used", "nonfinite_mismatch", *(f"{k}_budget_ratio" for k in STATE_KINDS),
-    "seconds", "args",
-]
-_STATE_METRICS = ("max_abs_err", "max_rel_err", "budget_ratio", "tolerance", "nonfinite_mismatch")
-DIVERGENCE_COLUMNS = [
-    "suite", "case", "adapter", "framework", "device", "dtype", "step", "max_abs_err", "max_rel_err", "max_ulp",
-    "median_ulp", "budget_ratio", "tolerance", "nonfinite_mismatch",
-    *(f"{k}_{m}" for k in STATE_KINDS for m in _STATE_METRICS),
-]
-ULP_COLUMNS = ["suite", "case", "adapter", "framework", "device", "dtype", "step", "bin", "label", "count"]
-#: Every table of a run folder, by file stem.
-TABLES = ("summary", "divergence", "ulp_histogram", "parity", "attribution")
+SUMMARY_COLUMNS = schema.SUMMARY
+DIVERGENCE_COLUMNS = schema.DIVERGENCE
+ULP_COLUMNS = schema.ULP_HISTOGRAM
+TABLES = schema.CONFORMANCE_TABLES
+PUBLISH_EVERY = 2.0  # seconds between generations written while a run goes on
 
 
-class RunError(ValueError):
-    """Bad run options (no task selected, unknown adapter); one line."""
+class RunError(InputValueError):
+    """Bad run options (no task selected, unknown adapter, a device nothing could run on); one line."""
 
 
 @dataclass
@@ -99,13 +90,18 @@ class RunResult:
     env: dict[str, Any]
     out: Path | None = None
     ulp_histogram: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ULP_COLUMNS))
-    parity: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIR_COLUMNS))
-    attribution: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ATTRIBUTION_COLUMNS))
+    parity: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.PARITY))
+    attribution: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.ATTRIBUTION))
+    sweep: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.SWEEP))
+    interactions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.INTERACTIONS))
+    unavailable: list[str] = field(default_factory=list)  # explicitly asked devices that nothing ran on
 
     @property
     def exit_code(self) -> int:
-        """0 when every row is ok/unsupported/skipped, 1 when any failed or errored."""
-        return 1 if self.summary["status"].isin(["fail", "error"]).any() else 0
+        """2 when an explicitly asked device ran nothing; 1 when any row is not ok, unsupported or skipped."""
+        if self.unavailable:
+            return 2
+        return 1 if (~self.summary["status"].isin(schema.PASSING)).any() else 0
 
     def counts(self) -> dict[str, int]:
         return {s: int((self.summary["status"] == s).sum()) for s in STATUSES}
@@ -119,8 +115,8 @@ def plan(
     dtypes: list[str] | None = None,
     cases: list[str] | None = None,
 ) -> list[Planned]:
-    """Every task of ``suite``; ``adapters`` filters (names or families), ``devices`` and
-    ``dtypes`` replace the cases' own, ``cases`` filters by name (shell patterns)."""
+    """Every task of ``suite``; ``adapters`` filters (names or families), ``devices`` (``cpu``, ``gpu``
+    or ``auto``) and ``dtypes`` replace the cases' own, ``cases`` filters by name (shell patterns)."""
     try:
         selected = resolve(adapters) if adapters else None
     except KeyError as exc:
@@ -131,14 +127,15 @@ def plan(
     for case in suite.cases:
         if cases and not any(fnmatch.fnmatchcase(case.name, p) for p in cases):
             continue
+        check_case(case)
         params0, lrs = case.params0(), case.lrs()
         steps = record_steps(case.steps, case.records)
         for adapter in (*case.adapters, *(u for u in users if u not in case.adapters and _joins(case, u))):
             if wanted is not None and adapter not in wanted:
                 continue
-            if devices:
+            if devices and devices != ["auto"]:
                 device_list = [(d, False) for d in devices]
-            elif case.devices == "auto":  # cpu when the adapter runs there; a gpu only if one is visible
+            elif devices == ["auto"] or case.devices == "auto":  # cpu where it runs; a gpu only if visible
                 device_list = [(d, d != "cpu") for d in ADAPTERS[adapter].devices]
             else:
                 device_list = [(d, False) for d in case.devices]
@@ -170,8 +167,8 @@ def _joins(case: Case, adapter: str) -> bool:
 
 
 # -------------------------------------------------------------------- verdict
-def _verdict(rows: list[dict]) -> tuple[str, str, float]:
-    """(status, reason, tolerance_used) from the divergence rows of one task."""
+def _verdict(rows: list[dict], points: list[ReferencePoint]) -> tuple[str, str, float]:
+    """(status, reason, tolerance_used) from the divergence rows of one task and its reference points."""
     used, first = 0.0, None
     for row in rows:
         checks = [("parameters", "")] + [(f"state {k}", f"{k}_") for k in STATE_KINDS
@@ -186,6 +183,11 @@ def _verdict(rows: list[dict]) -> tuple[str, str, float]:
                          f"(max abs err {row[f'{col}max_abs_err']:.3g}, max rel err {row[f'{col}max_rel_err']:.3g})")
     if first is not None:
         return "fail", first, used
+    if not any(p.moved for p in points):
+        finite = any(np.isfinite(p).any() for point in points for p in point.params.values())
+        why = ("no parameter ever moves (every update rounds to nothing)" if finite else
+               "every parameter is non-finite on both sides")
+        return "degenerate", f"nothing was compared: {why}; both sides agree trivially", used
     return "ok", f"within {used:.1%} of the rounding tolerance", used
 
 
@@ -228,6 +230,8 @@ def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[
         "warnings": WARNING_SEPARATOR.join(planned.spec.notes) if planned.spec is not None else "",
         "args": json.dumps(planned.task.kwargs if planned.task else planned.case.spec.knobs() if planned.case.spec
                            else {}, sort_keys=True, default=str),
+        "expected": len(planned.task.record_steps) if planned.task else 0,
+        "recorded": len(rows) if rows else 0,
     }
     if payload is not None:
         row["seconds"] = payload.get("seconds", np.nan)
@@ -244,93 +248,52 @@ def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[
 
 # ------------------------------------------------------------------- writing
 class RunWriter:
-    """The run folder; every file is rewritten atomically after each task."""
+    """The run's rows in memory and, with an output folder, its published generations."""
 
-    def __init__(self, out: Path | None):
-        self.out = out
+    def __init__(self, out: Path | None, planned: int):
+        self.folder = RunFolder(out, "conformance", planned) if out is not None else None
+        self.out = None if self.folder is None else self.folder.path
         self.summary: list[dict] = []
         self.divergence: list[dict] = []
         self.ulp: list[dict] = []
-        self.parity = pd.DataFrame(columns=PAIR_COLUMNS)
-        self.attribution = pd.DataFrame(columns=ATTRIBUTION_COLUMNS)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            for stale in (*(f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")), "env.json", "report.md",
-                          "report.html", "gate.md", "gate.json"):
-                (out / stale).unlink(missing_ok=True)
+        self.extra: dict[str, pd.DataFrame] = {}  # the parity tables
+        self.finished = 0
+        self.last = 0.0
 
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The tables in plan order (rows arrive in completion order)."""
-        return self._ordered(self.divergence, DIVERGENCE_COLUMNS, "step"), self._ordered(self.summary,
-                                                                                          SUMMARY_COLUMNS)
-
-    def ulp_frame(self) -> pd.DataFrame:
-        return self._ordered(self.ulp, ULP_COLUMNS, "bin")
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table in plan order (rows arrive in completion order)."""
+        out = {"summary": self._ordered(self.summary, SUMMARY_COLUMNS),
+               "divergence": self._ordered(self.divergence, DIVERGENCE_COLUMNS, "step"),
+               "ulp_histogram": self._ordered(self.ulp, ULP_COLUMNS, "bin")}
+        return out | self.extra
 
     @staticmethod
     def _ordered(rows: list[dict], columns: list[str], then: str | None = None) -> pd.DataFrame:
         frame = pd.DataFrame(rows, columns=["_order", *columns])
         frame = frame.sort_values(["_order", *([then] if then else [])], kind="stable")
         frame = frame.drop(columns="_order").reset_index(drop=True)
-        for col in ("steps", "step", "bin", "count"):
+        for col in ("steps", "step", "bin", "count", "recorded", "expected"):
             if col in frame:
                 frame[col] = frame[col].astype("int64")
         return frame
 
-    def add(self, order: int, summary: dict, rows: list[dict], ulp: list[dict] = ()) -> None:
-        self.summary.append({"_order": order, **summary})
-        self.divergence.extend({"_order": order, **r} for r in rows)
-        self.ulp.extend({"_order": order, **r} for r in ulp)
-        self.flush()
+    def add(self, order: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
+        self.finished += 1
+        if summary is not None:
+            self.summary.append({"_order": order, **summary})
+            self.divergence.extend({"_order": order, **r} for r in rows)
+            self.ulp.extend({"_order": order, **r} for r in ulp)
 
-    def flush(self, env: dict | None = None) -> None:
-        if self.out is None:
+    def publish(self, env: dict, complete: bool = False, force: bool = False) -> None:
+        """A new generation on disk, at most every `PUBLISH_EVERY` seconds unless ``force``."""
+        if self.folder is None or (not force and time.monotonic() - self.last < PUBLISH_EVERY):
             return
-        div, summary = self.frames()
-        tables = {"divergence": div, "summary": summary, "ulp_histogram": self.ulp_frame()}
-        if len(self.parity):
-            tables |= {"parity": self.parity, "attribution": self.attribution}
-        for name, frame in tables.items():
-            _atomic(self.out / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
-        if env is not None:
-            _atomic(self.out / "env.json", lambda p: p.write_text(json.dumps(env, indent=2, default=str)))
+        self.folder.publish(self.tables(), env, self.finished, complete)
+        self.last = time.monotonic()
 
-
-def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-# ------------------------------------------------------------------ environment
-def _git() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        return {"revision": rev, "dirty": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"revision": None, "dirty": None}
-
-
-def environment(suite: Suite) -> dict[str, Any]:
-    """Versions, machine, suite identity and seeds: what a reader needs to reproduce a run."""
-    return {
-        "harness": package_version("rmsprop-harness"),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "packages": {p: package_version(p) for p in ("numpy", "pandas", "pyarrow", *FRAMEWORK_PACKAGES)},
-        "workers": {},
-        "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.digest},
-        "seeds": {c.name: c.seed for c in suite.cases},
-        "git": _git(),
-        "command": sys.argv,
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    def close(self) -> None:
+        if self.folder is not None:
+            self.folder.close()
 
 
 # ------------------------------------------------------------------------ run
@@ -357,6 +320,31 @@ class _References:
             self.cache.pop(p.key, None)  # memory: only the references still needed are kept
 
 
+def _measure(p: Planned, payload: dict, references: _References, suite: str) -> tuple[dict, list, list]:
+    points = references.get(p)
+    rows = _rows(p, payload["snapshots"], points, suite)
+    status, reason, used = _verdict(rows, [points[s.step] for s in payload["snapshots"]])
+    return (_summary(p, suite, status, reason, rows, payload, used), rows,
+            _ulp_rows(p, payload["snapshots"], points, suite))
+
+
+def _unavailable(tasks: list[Planned], results: dict[int, dict], devices: list[str] | None) -> list[str]:
+    """Explicitly asked devices on which no task could run (``--device gpu`` on a machine without one)."""
+    asked: dict[str, list[int]] = {}
+    for i, p in enumerate(tasks):
+        explicit = p.task is not None and not p.task.optional_device and (devices != ["auto"])
+        if explicit and (devices or p.case.devices != "auto"):
+            asked.setdefault(p.device, []).append(i)
+    out = []
+    for device, indices in asked.items():
+        payloads = [results.get(i, {}) for i in indices]
+        if payloads and all(q.get("status") == "skipped" and "visible" in str(q.get("reason", "")) for q in payloads):
+            adapters = sorted({tasks[i].adapter for i in indices})
+            out.append(f"--device {device}: no {device} visible to {', '.join(adapters)}; nothing was tested on it "
+                       "(--device auto runs where a device is visible)")
+    return out
+
+
 def run_suite(
     suite: Suite | str | Path,
     *,
@@ -379,87 +367,103 @@ def run_suite(
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     tasks = plan(suite, adapters, devices, dtypes, cases)
-    writer = RunWriter(Path(out) if out is not None else None)
-    env = environment(suite)
+    writer = RunWriter(Path(out) if out is not None else None, len(tasks))
+    env = environment.environment(
+        suite={"name": suite.name, "path": str(suite.path), "sha256": suite.digest},
+        seeds={c.name: c.seed for c in suite.cases}, workers={},
+        filters={"adapters": adapters, "devices": devices, "dtypes": dtypes, "cases": cases})
     started = time.perf_counter()
-    writer.flush(env)
-    references = _References()
-    done = 0
-
-    def finish(i: int, summary: dict | None, rows: list[dict], ulp: list[dict] = ()) -> None:
-        nonlocal done
-        done += 1
-        if summary is not None:
-            writer.add(i, summary, rows, ulp)
-        if progress is not None:
-            progress(done, len(tasks), summary or {})
-
-    runnable: list[int] = []
-    for i, p in enumerate(tasks):
-        if p.task is None:
-            finish(i, _summary(p, suite.name, "unsupported", p.reason), [])
-        else:
-            runnable.append(i)
-            references.remaining[p.key] = references.remaining.get(p.key, 0) + 1
-    groups: dict[tuple, list[int]] = {}
-    for i in runnable:
-        groups.setdefault(ADAPTERS[tasks[i].adapter].worker_key, []).append(i)
-    results: queue.Queue = queue.Queue()
     hellos: list[dict] = []
+    environment.finish(env, hellos, started, 0)
+    writer.publish(env, force=True)
+    references = _References()
+    payloads: dict[int, dict] = {}
+    complete = False
 
-    def work(indices: list[int]) -> None:
-        names = list(dict.fromkeys(tasks[i].adapter for i in indices))
-        try:
-            run_worker(names, [tasks[i].task for i in indices],
-                       lambda j, payload: results.put((indices[j], payload)), hellos.append)
-        except Exception as exc:  # the driver side of a worker failed: record, never hang
-            for i in indices:
-                results.put((i, {"status": "error", "reason": f"worker driver failed: {exc}"}))
+    def finish(i: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
+        writer.add(i, summary, rows, ulp)
+        environment.finish(env, hellos, started, 0)
+        writer.publish(env)  # at most every PUBLISH_EVERY seconds
+        if progress is not None:
+            progress(writer.finished, len(tasks), summary or {})
 
-    slots = threading.Semaphore(jobs or max(1, min(len(groups), os.cpu_count() or 1)))
-
-    def limited(indices: list[int]) -> None:
-        with slots:
-            work(indices)
-
-    for indices in groups.values():
-        threading.Thread(target=limited, args=(indices,), daemon=True).start()
-    if suite.parity and (parity_scenarios or (parity_scenarios is None and cases is None)):
-        # reference-only and quick (seconds); computed while the workers start up
-        try:
-            result = parity(list(suite.parity))
-            writer.parity, writer.attribution = result.pairs, result.attribution
-            env["parity"] = {s.name: {"settings": dict(s.settings), "presets": list(s.presets),
-                                      "stream": s.stream.label(), "steps": s.steps, "seed": s.seed,
-                                      "description": s.description, "skipped": result.skipped[s.name]}
-                             for s in suite.parity}
-        except Exception as exc:  # never lose the conformance rows over the parity tables
-            env["parity_error"] = f"{type(exc).__name__}: {exc}"
-        writer.flush()
-    received: set[int] = set()
     try:
-        while len(received) < len(runnable):
+        runnable: list[int] = []
+        for i, p in enumerate(tasks):
+            if p.task is None:
+                finish(i, _summary(p, suite.name, "unsupported", p.reason))
+            else:
+                runnable.append(i)
+                references.remaining[p.key] = references.remaining.get(p.key, 0) + 1
+        groups: dict[tuple, list[int]] = {}
+        for i in runnable:
+            groups.setdefault(ADAPTERS[tasks[i].adapter].worker_key, []).append(i)
+        results: queue.Queue = queue.Queue()
+
+        def work(indices: list[int]) -> None:
+            names = list(dict.fromkeys(tasks[i].adapter for i in indices))
+            try:
+                run_worker(names, [tasks[i].task for i in indices],
+                           lambda j, payload: results.put((indices[j], payload)), hellos.append)
+            except Exception as exc:  # the driver side of a worker failed: record, never hang
+                for i in indices:
+                    results.put((i, {"status": "error", "reason": f"worker driver failed: {exc}"}))
+
+        slots = threading.Semaphore(jobs or max(1, min(len(groups), os.cpu_count() or 1)))
+
+        def limited(indices: list[int]) -> None:
+            with slots:
+                work(indices)
+
+        for indices in groups.values():
+            threading.Thread(target=limited, args=(indices,), daemon=True).start()
+        if suite.parity and (parity_scenarios or (parity_scenarios is None and cases is None)):
+            _parity(suite, writer, env)
+        while len(payloads) < len(runnable):
             i, payload = results.get()
-            if i in received:
+            if i in payloads:
                 continue
-            received.add(i)
+            payloads[i] = payload
             p = tasks[i]
             if payload["status"] == "done":
-                points = references.get(p)
-                rows = _rows(p, payload["snapshots"], points, suite.name)
-                status, reason, used = _verdict(rows)
-                finish(i, _summary(p, suite.name, status, reason, rows, payload, used), rows,
-                       _ulp_rows(p, payload["snapshots"], points, suite.name))
-                continue
-            references.release(p)
-            if payload["status"] == "absent":
-                finish(i, None, [])
+                try:
+                    finish(i, *_measure(p, payload, references, suite.name))
+                except Exception as exc:  # a harness bug on one task: its row says so, the traceback is shown
+                    traceback.print_exc(file=sys.stderr)
+                    finish(i, _summary(p, suite.name, "error", f"harness error while measuring: "
+                                       f"{type(exc).__name__}: {exc}", payload=payload))
             else:
-                finish(i, _summary(p, suite.name, payload["status"], payload["reason"], payload=payload), [])
+                references.release(p)
+                finish(i, None if payload["status"] == "absent" else
+                       _summary(p, suite.name, payload["status"], payload["reason"], payload=payload))
+        complete = True
+    except BaseException:
+        spawn.kill_all()  # interrupted (Ctrl-C, SIGTERM): no worker outlives the driver
+        raise
     finally:
-        env["workers"] = {f"worker{n}": h for n, h in enumerate(hellos)}
-        env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-        env["wall_seconds"] = round(time.perf_counter() - started, 3)
-        writer.flush(env)
-    div, summary = writer.frames()
-    return RunResult(div, summary, env, writer.out, writer.ulp_frame(), writer.parity, writer.attribution)
+        environment.finish(env, hellos, started, 0)
+        env["complete"] = complete
+        writer.publish(env, complete=complete, force=True)
+        writer.close()
+    tables = writer.tables()
+    empty = {name: pd.DataFrame(columns=schema.COLUMNS[name]) for name in ("parity", "attribution", "sweep",
+                                                                            "interactions")}
+    tables = {**empty, **tables}
+    return RunResult(tables["divergence"], tables["summary"], env, writer.out, tables["ulp_histogram"],
+                     tables["parity"], tables["attribution"], tables["sweep"], tables["interactions"],
+                     _unavailable(tasks, payloads, devices))
+
+
+def _parity(suite: Suite, writer: RunWriter, env: dict) -> None:
+    """The suite's parity scenarios (reference only, seconds), computed while the workers start up."""
+    try:
+        result = parity(list(suite.parity))
+        writer.extra = {"parity": result.pairs, "sweep": result.sweep, "attribution": result.attribution,
+                        "interactions": result.interactions}
+        env["parity"] = {s.name: {"settings": dict(s.settings), "presets": list(s.presets),
+                                  "stream": s.stream.label(), "steps": s.steps, "seed": s.seed,
+                                  "scales": list(s.scale_list()), "description": s.description,
+                                  "skipped": result.skipped[s.name]} for s in suite.parity}
+    except Exception as exc:  # never lose the conformance rows over the parity tables
+        traceback.print_exc(file=sys.stderr)
+        env["parity_error"] = f"{type(exc).__name__}: {exc}"

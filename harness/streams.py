@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from reference.errors import InputValueError
+
 Shapes = dict[str, tuple[int, ...]]
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -74,11 +76,13 @@ KINDS: dict[str, dict[str, Any]] = {
     "arrays": {"grads": None, "params": None},  # in-memory (Python API and tests), not in suites
 }
 
+CHUNK_BYTES = 64 << 20  # float64 gradient values generated or read at a time
+
 # Philox counter word 3 separates independent uses of one (seed, tensor) key.
 _GRAD, _FIXED, _INIT, _MASK = 0, 1, 2, 3
 
 
-class StreamError(ValueError):
+class StreamError(InputValueError):
     """A stream that cannot be built or read (bad option, unreadable recording)."""
 
 
@@ -162,8 +166,9 @@ def _rng(seed: int, name: str, step: int, domain: int) -> np.random.Generator:
 class GradientStream:
     """The gradients of one case: ``step(t)`` for any 1-based t, or ``chunks`` in order."""
 
-    def __init__(self, spec: StreamSpec, shapes: Shapes | None = None):
+    def __init__(self, spec: StreamSpec, shapes: Shapes | None = None, gain: float = 1.0):
         self.spec = spec
+        self.gain = float(gain)  # every value times this (a parity scale sweep), before rounding to a dtype
         self._recording: _Recording | None = None
         if spec.kind == "recorded":
             self._recording = _Recording(Path(spec.option("path")))
@@ -173,7 +178,10 @@ class GradientStream:
                                   f"{dict(shapes)}")
             shapes = file_shapes
         elif spec.kind == "arrays":
-            arrays = {n: np.asarray(a, np.float64) for n, a in spec.option("grads").items()}
+            grads = spec.option("grads")
+            if any(np.iscomplexobj(a) for a in grads.values()):
+                raise StreamError("complex gradients are not modelled (see reference.rmsprop: pass the real view)")
+            arrays = {n: np.asarray(a, np.float64) for n, a in grads.items()}
             shapes = {n: a.shape[1:] for n, a in arrays.items()}
             self._arrays = arrays
         if not shapes:
@@ -231,21 +239,36 @@ class GradientStream:
         if t < 1:
             raise StreamError(f"steps are 1-based, got {t}")
         if self._recording is not None:
-            return {n: a[0] for n, a in self._recording.read(t - 1, t).items()}
-        if self.spec.kind == "arrays":
-            return {n: a[t - 1] for n, a in self._arrays.items()}
-        return {n: self._generate(n, s, t) for n, s in self.shapes.items()}
+            out = {n: a[0] for n, a in self._recording.read(t - 1, t).items()}
+        elif self.spec.kind == "arrays":
+            out = {n: a[t - 1] for n, a in self._arrays.items()}
+        else:
+            out = {n: self._generate(n, s, t) for n, s in self.shapes.items()}
+        return self._scaled(out)
 
-    def chunks(self, stop: int, start: int = 1, size: int = 64) -> Iterator[dict[str, np.ndarray]]:
-        """Float64 arrays ``(n, *shape)`` per tensor for steps ``start..stop``, ``size`` steps at a time."""
+    def _scaled(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.gain == 1.0:
+            return arrays
+        with np.errstate(over="ignore"):
+            return {n: a * self.gain for n, a in arrays.items()}
+
+    def chunk_steps(self) -> int:
+        """Steps per chunk: 64, fewer for large tensors (at most `CHUNK_BYTES` of float64 values)."""
+        row = 8 * sum(math.prod(s) for s in self.shapes.values())
+        return max(1, min(64, CHUNK_BYTES // max(row, 1)))
+
+    def chunks(self, stop: int, start: int = 1, size: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Float64 arrays ``(n, *shape)`` per tensor for steps ``start..stop``, ``size`` steps at a time
+        (default `chunk_steps`)."""
         if self.length is not None and stop > self.length:
             raise StreamError(f"the stream has {self.length} steps, {stop} were asked for")
+        size = size or self.chunk_steps()
         for a in range(start, stop + 1, size):
             b = min(a + size, stop + 1)
             if self._recording is not None:
-                yield self._recording.read(a - 1, b - 1)
+                yield self._scaled(self._recording.read(a - 1, b - 1))
             else:
-                steps = [self.step(t) for t in range(a, b)]
+                steps = [self.step(t) for t in range(a, b)]  # already scaled
                 yield {n: np.stack([s[n] for s in steps]) for n in self.shapes}
 
     def steps(self, stop: int, dtype: str = "float64", as_native: bool = False) -> Iterator[dict[str, np.ndarray]]:
@@ -310,17 +333,27 @@ def native(x: np.ndarray, dtype: str) -> np.ndarray:
 
 # ------------------------------------------------------------------- recordings
 class _Recording:
-    """Chunked reader of the recorded layout; never loads a whole gradient array."""
+    """Chunked reader of the recorded layout; never loads a whole gradient array.
+
+    Every member's ``.npy`` header is checked against the member's stored size, so a truncated
+    or padded file is refused when it is opened, and the shapes it claims against the harness's
+    limits (`harness.limits`) before anything is read."""
+
+    MAX_MEMBERS = 10_000
 
     def __init__(self, path: Path):
+        from .limits import MAX_PARAMS
+
         self.path = path
         if not path.is_file():
             raise StreamError(f"{path}: no such recording")
         try:
             with zipfile.ZipFile(path) as zf:
-                self._headers = {m.filename: self._header(zf, m) for m in zf.infolist()
-                                 if m.filename.endswith(".npy")}
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                members = [m for m in zf.infolist() if m.filename.endswith(".npy")]
+                if len(members) > self.MAX_MEMBERS:
+                    raise ValueError(f"{len(members)} arrays (at most {self.MAX_MEMBERS})")
+                self._headers = {m.filename: self._header(zf, m) for m in members}
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise StreamError(f"{path}: not a readable .npz ({exc})") from None
         self._grads = {k[len("grads/"):-4]: k for k in self._headers if k.startswith("grads/")}
         if not self._grads:
@@ -332,6 +365,13 @@ class _Recording:
                               "along axis 0")
         self.steps = lengths.pop()
         self.shapes: Shapes = {n: self._headers[k][0][1:] for n, k in self._grads.items()}
+        n_params = sum(math.prod(s) for s in self.shapes.values())
+        if n_params > MAX_PARAMS:
+            raise StreamError(f"{path}: {n_params:,} parameters per step (at most {MAX_PARAMS:,})")
+        for n, k in self._grads.items():
+            if not self._headers[k][0][1:] and len(self._headers[k][0]) < 2:
+                raise StreamError(f"{path}: grads/{n} has shape {self._headers[k][0]}; expected (T, *shape) with "
+                                  "at least one dimension per step")
 
     @staticmethod
     def _header(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -339,25 +379,35 @@ class _Recording:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
                 np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(f)
+            shape, fortran, dtype = read(f, max_header_size=10_000)
             if fortran and len(shape) > 1:
                 raise ValueError(f"{member.filename} is Fortran-ordered; save C-ordered arrays")
             if dtype.hasobject or dtype.kind not in "fiu":
-                raise ValueError(f"{member.filename} has dtype {dtype}; numeric arrays only")
-            return tuple(shape), dtype, f.tell()
+                raise ValueError(f"{member.filename} has dtype {dtype}; real numbers only")
+            offset = f.tell()
+        data = math.prod(shape) * dtype.itemsize
+        if member.file_size != offset + data:
+            state = "truncated" if member.file_size < offset + data else "longer than its header says"
+            raise ValueError(f"{member.filename} is {state} ({member.file_size - offset} bytes of data for shape "
+                             f"{tuple(shape)} {dtype})")
+        return tuple(int(d) for d in shape), dtype, offset
+
+    def _rows(self, key: str, a: int, b: int) -> np.ndarray:
+        shape, dtype, offset = self._headers[key]
+        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        with zipfile.ZipFile(self.path) as zf, zf.open(key) as f:
+            f.seek(offset + a * row)
+            data = f.read((b - a) * row)
+        if len(data) != (b - a) * row:
+            raise StreamError(f"{self.path}: {key} ended early (the file changed while it was read)")
+        return np.frombuffer(data, dtype).reshape((b - a, *shape[1:])).astype(np.float64)
 
     def read(self, a: int, b: int) -> dict[str, np.ndarray]:
         """Rows ``a:b`` (0-based) of every gradient, as float64."""
-        out = {}
-        with zipfile.ZipFile(self.path) as zf:
-            for name, key in self._grads.items():
-                shape, dtype, offset = self._headers[key]
-                row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-                with zf.open(key) as f:
-                    f.seek(offset + a * row)
-                    data = f.read((b - a) * row)
-                out[name] = np.frombuffer(data, dtype).reshape((b - a, *shape[1:])).astype(np.float64)
-        return out
+        try:
+            return {name: self._rows(key, a, b) for name, key in self._grads.items()}
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
+            raise StreamError(f"{self.path}: unreadable ({exc})") from None
 
     def params(self) -> dict[str, np.ndarray] | None:
         keys = {n: f"params/{n}.npy" for n in self._grads}
@@ -367,12 +417,21 @@ class _Recording:
         if len(present) != len(keys):
             missing = sorted(set(keys) - set(present))
             raise StreamError(f"{self.path}: params/ is missing {', '.join(missing)}")
-        with np.load(self.path) as data:
-            out = {n: np.asarray(data[f"params/{n}"], np.float64) for n in keys}
-        for n, p in out.items():
-            if p.shape != self.shapes[n]:
-                raise StreamError(f"{self.path}: params/{n} has shape {p.shape}, grads/{n} rows {self.shapes[n]}")
-        return out
+        for n, k in keys.items():
+            if self._headers[k][0] != self.shapes[n]:
+                raise StreamError(f"{self.path}: params/{n} has shape {self._headers[k][0]}, grads/{n} rows "
+                                  f"{self.shapes[n]}")
+        try:  # read through the same bounded path as the gradients: shape checked first, size exact
+            out = {}
+            for n, k in keys.items():
+                shape, dtype, offset = self._headers[k]
+                with zipfile.ZipFile(self.path) as zf, zf.open(k) as f:
+                    f.seek(offset)
+                    data = f.read(math.prod(shape) * dtype.itemsize)
+                out[n] = np.frombuffer(data, dtype).reshape(shape).astype(np.float64)
+            return out
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+            raise StreamError(f"{self.path}: unreadable params ({exc})") from None
 
 
 def record(path: str | Path, grads: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray] | None = None,

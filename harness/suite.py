@@ -66,9 +66,11 @@ from typing import Any
 import numpy as np
 
 from reference import RMSpropSpec, presets
+from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args, native_args
 
 from .adapters import ADAPTERS, resolve
+from .limits import MAX_PARAMS, MAX_RECORDS, MAX_STEPS, LimitError, check_shapes
 from .parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
 from .streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec, initial_params
 
@@ -79,8 +81,11 @@ CASE_KEYS = ("name", "description", "adapters", "args", "spec", "stream", "shape
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("name", "description", "matrix"))
 MATRIX_AXES = (*KNOBS, "schedule", "stream")
 TOP_KEYS = ("name", "description", "defaults", "case", "parity")
-PARITY_KEYS = ("name", "description", "settings", "presets", "stream", "shapes", "steps", "seed", "schedule")
+PARITY_KEYS = ("name", "description", "settings", "presets", "stream", "shapes", "steps", "seed", "schedule",
+               "scales")
 DEVICES = ("cpu", "gpu")
+MAX_TIMEOUT = 86_400.0  # seconds per task
+_SPEC_CHOICES = ("eps_placement", "centered_order", "lr_placement", "weight_decay_mode", "ema_start", "framework")
 SCHEDULES = {
     "values": {"values": None},
     "exponential": {"initial": None, "rate": None},
@@ -101,7 +106,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-class SuiteError(ValueError):
+class SuiteError(InputValueError):
     """A suite that cannot be loaded; the message is one line naming file, key and problem."""
 
 
@@ -286,10 +291,13 @@ class _Loader:
                 if steps > recording.length:
                     raise self.fail(where + "steps", f"{steps} steps asked, the recording has {recording.length}")
             schedule = self.schedule(where, table.get("schedule"), steps)
+            scales = table.get("scales", "auto")
+            if isinstance(scales, list):
+                scales = tuple(scales)
             try:
                 scenario = Scenario(name, settings, tuple(names), stream, shapes, steps, seed,
                                     None if schedule is None else tuple(schedule.lrs(steps).tolist()),
-                                    str(table.get("description", "")))
+                                    str(table.get("description", "")), scales)
                 scenario.specs()  # every preset takes the settings (or reports why not)
             except (ParityError, TypeError, ValueError) as exc:
                 raise self.fail(where.rstrip("."), str(exc)) from None
@@ -316,7 +324,7 @@ class _Loader:
         own = raw if ("args" in raw or "spec" in raw) else defaults
         args, spec = own.get("args"), own.get("spec")
         try:
-            adapters = resolve(list({**BUILTIN_DEFAULTS, **defaults, **raw}["adapters"]))
+            adapters = resolve(list({**BUILTIN_DEFAULTS, **defaults, **raw}["adapters"]), targets=False)
         except (KeyError, TypeError):
             return [{k: v for k, v in raw.items() if k != "matrix"}]  # case() reports the bad adapter list
         out = []
@@ -377,10 +385,10 @@ class _Loader:
 
         try:
             adapters = tuple(resolve(get("adapters", list, lambda v: all(isinstance(a, str) for a in v) and v,
-                                         "a non-empty list of adapter names")))
+                                         "a non-empty list of adapter names"), targets=False))
         except KeyError as exc:
             raise self.fail(where + "adapters", str(exc.args[0])) from None
-        steps = get("steps", int, lambda v: 1 <= v <= 10**8, "an integer >= 1")
+        steps = get("steps", int, lambda v: 1 <= v <= MAX_STEPS, f"an integer in [1, {MAX_STEPS:.0e}]")
         dtypes = tuple(get("dtypes", list, lambda v: v and all(d in DTYPES for d in v),
                            f"a non-empty list from {', '.join(DTYPES)}"))
         devices = merged["devices"]
@@ -390,8 +398,9 @@ class _Loader:
             devices = tuple(dict.fromkeys("gpu" if d == "cuda" else d for d in devices))
         seed = get("seed", int, lambda v: 0 <= v < 2**63, "an integer >= 0")
         init_scale = float(get("init_scale", (int, float), lambda v: 0 < v < math.inf, "a number > 0"))
-        records = get("records", int, lambda v: v >= 2, "an integer >= 2")
-        timeout = float(get("timeout", (int, float), lambda v: v > 0, "a number of seconds > 0"))
+        records = get("records", int, lambda v: 2 <= v <= MAX_RECORDS, f"an integer in [2, {MAX_RECORDS}]")
+        timeout = float(get("timeout", (int, float), lambda v: 0 < v <= MAX_TIMEOUT,
+                            f"a number of seconds in (0, {MAX_TIMEOUT:g}]"))
         stream = self.stream(where, get("stream", dict, None, "a table { kind = ..., ... }"), seed)
         shapes = self.shapes(where, get("shapes", dict, None, "a table { name = [dims], ... }"))
         if stream.kind == "recorded":
@@ -421,7 +430,7 @@ class _Loader:
                     case.reference_spec(adapter)
                 except Unsupported:
                     pass  # a matrix knob the framework lacks: an unsupported row, not a suite error
-                except (TypeError, ValueError) as exc:
+                except InputError as exc:
                     raise self.fail(f"{where}args.{key}", str(exc)) from None
         return case
 
@@ -447,10 +456,14 @@ class _Loader:
             raise self.fail(where + "shapes", "expected at least one tensor")
         out = {}
         for name, dims in table.items():
-            if not isinstance(dims, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
-                                                     for d in dims):
-                raise self.fail(f"{where}shapes.{name}", f"expected a list of dimensions >= 1, got {dims!r}")
+            if not isinstance(dims, list) or not dims or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_PARAMS for d in dims):
+                raise self.fail(f"{where}shapes.{name}", f"expected a non-empty list of dimensions >= 1, got {dims!r}")
             out[name] = tuple(dims)
+        try:
+            check_shapes(out, "shapes")
+        except LimitError as exc:
+            raise self.fail(where + "shapes", str(exc).removeprefix("shapes: ")) from None
         return out
 
     def schedule(self, where: str, table: Any, steps: int) -> Schedule | None:
@@ -475,10 +488,23 @@ class _Loader:
 
         for key in options:
             numbers(key)
+        if kind == "values" and not isinstance(options["values"], list):
+            raise self.fail(f"{where}schedule.values", f"expected a list of learning rates, got {options['values']!r}")
         if kind == "values" and len(options["values"]) < steps:
             raise self.fail(f"{where}schedule.values", f"{len(options['values'])} values for {steps} steps")
-        if kind == "piecewise" and len(options["values"]) != len(options["boundaries"]) + 1:
-            raise self.fail(f"{where}schedule.values", "a piecewise schedule needs len(boundaries) + 1 values")
+        for key in ("initial", "rate", "peak", "final"):
+            if key in options and isinstance(options[key], list):
+                raise self.fail(f"{where}schedule.{key}", f"expected a number, got {options[key]!r}")
+        if kind == "piecewise":
+            bounds = options["boundaries"] if isinstance(options["boundaries"], list) else [options["boundaries"]]
+            increasing = all(x < y for x, y in itertools.pairwise(bounds))
+            if not all(isinstance(b, int) and b >= 1 for b in bounds) or not increasing:
+                raise self.fail(f"{where}schedule.boundaries", f"expected strictly increasing step numbers >= 1, "
+                                f"got {options['boundaries']!r}")
+            if not isinstance(options["values"], list) or len(options["values"]) != len(bounds) + 1:
+                raise self.fail(f"{where}schedule.values", "a piecewise schedule needs len(boundaries) + 1 values")
+        if kind == "warmup_cosine" and not (isinstance(options["warmup"], int) and options["warmup"] >= 0):
+            raise self.fail(f"{where}schedule.warmup", f"expected a number of steps >= 0, got {options['warmup']!r}")
         return Schedule(kind, options)
 
     def spec(self, where: str, table: Any) -> RMSpropSpec:
@@ -486,9 +512,12 @@ class _Loader:
             raise self.fail(where + "spec", "expected a table of RMSpropSpec knobs")
         allowed = tuple(k for k in RMSpropSpec().knobs() if k not in ("effective_eps_placement", "lr_schedule"))
         self.keys(table, allowed, f"{where}spec.")
+        for key, value in table.items():
+            if key != "hyperparam_rounding" and isinstance(value, str) and key not in _SPEC_CHOICES:
+                raise self.fail(f"{where}spec.{key}", f"expected a number or flag, got the string {value!r}")
         try:
             return RMSpropSpec(**table)
-        except (TypeError, ValueError) as exc:
+        except InputError as exc:
             raise self.fail(where + "spec", str(exc)) from None
 
     def args(self, where: str, table: Any, adapters: tuple[str, ...]) -> dict[str, dict]:

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reference import RMSpropSpec, presets
+from reference.errors import InputError, InputValueError
 from reference.translate import Unsupported, native_args
 
-from .parity import KNOB_LABELS, Runner, Scenario, attribute, compare
+from .attribution import attribute, label
+from .parity import Scenario, Sweep
 
 #: How each target's arguments are written in a script.
 CALLS = {
@@ -43,11 +45,11 @@ CALLS = {
     "optax": "optax.rmsprop({})",
     "spec": "reference.RMSpropSpec({})",
 }
-STATUSES = ("exact", "equivalent", "closest")
+STATUSES = ("exact", "equivalent", "closest", "degenerate")
 _MAX_RELAX = 12
 
 
-class TranslateError(ValueError):
+class TranslateError(InputValueError):
     """Bad source arguments or an unknown preset; one line."""
 
 
@@ -59,7 +61,8 @@ class Translation:
     status: str  # exact | equivalent | closest
     args: dict[str, Any]  # the target's arguments (those that differ from its defaults)
     call: str
-    divergence: dict[str, Any]  # `harness.parity.compare` of source and target on the standard stream
+    divergence: dict[str, Any]  # `harness.parity.compare` of source and target at the worst scale
+    scale: float = 1.0  # the gradient scale (gain on the stream) where they differ most
     lacking: list[dict[str, Any]] = field(default_factory=list)  # knob, wanted, got: what the target cannot do
     attribution: list[dict[str, Any]] = field(default_factory=list)
     eps_candidates: list[tuple[float, float]] = field(default_factory=list)  # (eps, measured divergence)
@@ -71,7 +74,8 @@ class Translation:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("source", "source_args", "target", "status", "args", "call",
-                                              "divergence", "lacking", "attribution", "eps_candidates", "notes")}
+                                              "divergence", "scale", "lacking", "attribution", "eps_candidates",
+                                              "notes")}
 
 
 def _relax(spec: RMSpropSpec, exc: Unsupported) -> RMSpropSpec:
@@ -126,12 +130,12 @@ def translate(source: str, source_args: dict[str, Any], target: str, scenario: S
             raise TranslateError(f"unknown framework {name!r}; known: {', '.join(presets.PRESETS)}")
     try:
         spec = presets.get(source)(**source_args)
-    except (TypeError, ValueError) as exc:
+    except InputError as exc:
         raise TranslateError(str(exc)) from None
     if spec.lr_schedule is not None:
         raise TranslateError("translate takes a constant learning rate")
     scenario = scenario or Scenario("translate", presets=(source, target))
-    runner = Runner(scenario)
+    sweep = Sweep(scenario)
     want, lacking = spec, []
     for _ in range(_MAX_RELAX):
         try:
@@ -149,10 +153,9 @@ def translate(source: str, source_args: dict[str, Any], target: str, scenario: S
     else:  # pragma: no cover - every knob is relaxed at most once
         raise TranslateError(f"{source} -> {target}: no translation after {_MAX_RELAX} relaxations")
 
-    source_run = runner.run(spec)
     candidates: list[tuple[float, float]] = []
     moved = next((item for item in lacking if item["knob"] == "eps_placement"), None)
-    if moved is not None:
+    if moved is not None:  # the eps that matches best over every scale of the sweep wins
         best = None
         for eps in _eps_candidates(spec.eps, moved["got"]):
             try:
@@ -160,22 +163,28 @@ def translate(source: str, source_args: dict[str, Any], target: str, scenario: S
             except Unsupported:
                 continue
             cand = presets.get(target)(**cand_args)
-            d = compare(source_run, runner.run(cand), spec, cand, scenario.steps)["divergence"]
-            candidates.append((eps, d))
-            if best is None or d < best[0]:
-                best = (d, cand_args)
+            _, worst = sweep.worst(sweep.compare(spec, cand))
+            candidates.append((eps, worst["divergence"]))
+            if best is None or worst["divergence"] < best[0]:
+                best = (worst["divergence"], cand_args)
         args = best[1]
     target_spec = presets.get(target)(**args)
-    metrics = compare(source_run, runner.run(target_spec), spec, target_spec, scenario.steps)
+    scale, metrics = sweep.worst(sweep.compare(spec, target_spec))
     at_rounding = metrics["verdict"] in ("identical", "rounding")
-    status = ("exact" if not lacking else "equivalent") if at_rounding else "closest"
-    rows = [] if at_rounding else attribute(
-        scenario, runner, source, spec, target, target_spec, metrics,
+    if metrics["verdict"] == "degenerate":
+        status = "degenerate"
+    else:
+        status = ("exact" if not lacking else "equivalent") if at_rounding else "closest"
+    rows = [] if at_rounding or status == "degenerate" else attribute(
+        scenario, sweep.runners[scale], source, spec, target, target_spec, metrics,
         groups=(("effective_eps_placement", "eps"),) if candidates else (),
-        sources=dict.fromkeys(spec.effective_knobs(), "semantics"))
+        sources=dict.fromkeys(spec.effective_knobs(), "semantics"))[0]
     notes = list(target_spec.notes)
+    if status == "degenerate":
+        notes.append("nothing was verified: on this stream the parameters never move to a finite new value "
+                     "(give a stream whose updates move them)")
     if status == "equivalent":
-        knobs = ", ".join(KNOB_LABELS.get(i["knob"], i["knob"]) for i in lacking)
+        knobs = ", ".join(label(i["knob"]) for i in lacking)
         notes.append(f"{target} cannot express the source's {knobs}; on this configuration it makes no "
                      "measurable difference" + (" (a constant lr: under a schedule lr placement matters)"
                                                 if any(i["knob"] == "lr_placement" for i in lacking) else ""))
@@ -183,11 +192,18 @@ def translate(source: str, source_args: dict[str, Any], target: str, scenario: S
         direction = "into" if moved["got"] == "inside" else "out of"
         chosen = args.get("eps", args.get("epsilon"))
         notes.append(f"eps moves {direction} the sqrt: eps={chosen!r} measured closest among "
-                     f"{[c[0] for c in candidates]} on the standard stream (N(0, 1) gradients); which "
-                     "candidate is best depends on the gradients' scale")
+                     f"{[c[0] for c in candidates]} at the worst of the gradient scales swept; which candidate is "
+                     "best depends on the gradients' scale")
     shown = _shown_args(target, args)
     return Translation(source, dict(source_args), target, status, shown, call_text(target, shown), metrics,
-                       lacking, rows, candidates, notes)
+                       scale, lacking, rows, candidates, notes)
+
+
+def _scales(scenario: Scenario) -> str:
+    scales = scenario.scale_list()
+    if len(scales) == 1:
+        return "" if scales[0] == 1.0 else f" x{scales[0]:g}"
+    return f" at scales {scales[0]:g} ... {scales[-1]:g} ({len(scales)})"
 
 
 def render(t: Translation, scenario: Scenario | None = None) -> str:
@@ -200,28 +216,32 @@ def render(t: Translation, scenario: Scenario | None = None) -> str:
         head = "exact"
     elif t.status == "equivalent":
         head = "equivalent on this configuration"
+    elif t.status == "degenerate":
+        head = "not verified (degenerate: nothing moves on this stream)"
     else:
         lacks = "; ".join(f"{t.target} has no {i['knob']}={i['wanted']!r} (it has {i['got']!r})" for i in t.lacking)
         differs = ", ".join(r["label"] for r in t.attribution if r["knob"] != "*")
         head = f"impossible: {lacks}" if lacks else f"not exact ({differs})"
     lines.append(f"{t.source}({src}) -> {t.target}: {head}")
     lines.append(f"  {'closest: ' if t.status == 'closest' else ''}{t.call}")
-    where = (f"{scenario.steps} steps of {scenario.stream.label()} gradients, float64 references "
+    where = (f"{scenario.steps} steps of {scenario.stream.label()} gradients{_scales(scenario)}, float64 references "
              f"(seed {scenario.seed})")
-    lines.append(f"  verified on {where}: divergence {d['divergence']:.3g} (max |dp| {d['max_abs_diff']:.3g}, "
+    worst = f" (worst at scale {t.scale:g})" if len(scenario.scale_list()) > 1 else ""
+    lines.append(f"  verified on {where}: divergence {d['divergence']:.3g}{worst} (max |dp| {d['max_abs_diff']:.3g}, "
                  f"{d['budgets64']:.3g} float64 budgets, tolerance {d['tolerance64']:.3g}): {d['verdict']}")
     if d["verdict"] == "below float32":
         lines.append(f"  within float32 rounding ({d['budgets32']:.3g} float32 budgets, tolerance "
                      f"{d['tolerance32']:.3g}): a float32 run cannot tell them apart")
     for row in t.attribution:
         if row["knob"] == "*":
-            lines.append(f"  all of these matched: divergence {row['without']:.3g} ({row['without_verdict']})")
+            lines.append(f"  all of these matched: divergence {row['without']:.3g} ({row['without_verdict']}; "
+                         f"{_share(row['share'])} of the divergence unexplained)")
             continue
-        lines.append(f"  {row['label']}: {row['value_a']} -> {row['value_b']}: alone {row['alone']:.3g}, "
-                     f"without it {row['without']:.3g} (share {_share(row['share'])})")
+        lines.append(f"  {row['label']}: {row['value_a']} -> {row['value_b']}: share {_share(row['share'])} "
+                     f"(Shapley), alone {row['alone']:.3g}, matched first removes {_share(row['first'] / row['with'])}")
     lines += [f"  note: {n}" for n in t.notes]
     return "\n".join(lines)
 
 
 def _share(share: float) -> str:
-    return f"{share:.1%}" if share > -10 else "negative: matching it alone moves further away"
+    return "n/a" if share != share else f"{share:.1%}"

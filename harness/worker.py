@@ -1,45 +1,39 @@
 """Run adapter tasks in an isolated subprocess, one process per framework/backend.
 
-Keras' backend choice and JAX's x64 switch are process-global, and TF, JAX and
-torch fight over threads and memory, so the driver never imports a framework.
-`run_worker` pickles the tasks to a file and starts ``python -m harness.worker
-REQUEST FD`` with the adapters' environment; the worker sends framed pickles back
-over the pipe ``FD``: first a ``hello`` (versions, devices), then one ``result``
-per task as soon as it finishes, so the driver can write rows while others run.
+Keras' backend choice and JAX's x64 switch are process-global, and TF, JAX and torch
+fight over threads and memory, so the driver never imports a framework. `run_worker`
+starts ``python -P -m harness.worker FD`` (`harness.spawn`) with the adapters'
+environment, sends the tasks on its stdin and reads messages back from the pipe ``FD``
+(`harness.channel`: JSON and ``.npy`` arrays, never pickles): first a ``hello``
+(versions, devices, the math libraries' dispatch), then one ``result`` per task as soon
+as it finishes, so the driver can write rows while others run. Each result is validated
+in the driver (`harness.wire`) before it is measured.
 
-A task that raises becomes an ``error`` result. A worker that crashes or passes a
-task's timeout is killed; its current task becomes an ``error`` with the reason
-and a fresh worker resumes with the next task, so one bad case or framework never
-sinks the run.
+A task that raises becomes an ``error`` result. A worker that crashes, sends a malformed
+message or passes a task's timeout is killed; its current task becomes an ``error`` with
+the reason and a fresh worker resumes with the next task, so one bad case or framework
+never sinks the run.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import pickle
 import re
-import select
-import struct
-import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .adapters import ADAPTERS, AdapterInfo, Task
+from reference.errors import InputKeyError
 
-Payload = dict[str, Any]  # {"status": "done", "snapshots": [...], "seconds": s} | {"status": ..., "reason": ...}
-_HEADER = struct.Struct("<Q")
+from . import channel, spawn, wire
+from .adapters import ADAPTERS, BUILTIN, AdapterInfo, Task
+
+Payload = dict[str, Any]
 STARTUP_GRACE = 120.0  # seconds a worker may spend importing its framework before the first task
-
-
-class _WorkerDied(Exception):
-    pass
+ADAPTER_ATTRIBUTES = ("name", "available", "run", "devices", "unsupported")
 
 
 def run_worker(
@@ -53,124 +47,72 @@ def run_worker(
     processes; call ``on_result(i, payload)`` for task i as results arrive. Never raises for
     a failing framework: every task gets exactly one payload."""
     infos = [ADAPTERS[a] if isinstance(a, str) else a for a in adapters]
-    env = _child_env({k: v for info in infos for k, v in info.env.items()})
+    env = {k: v for info in infos for k, v in info.env.items()}
     targets = {i.name: i.target for i in infos}
+    user_path = None if all(i.name in BUILTIN and ADAPTERS.get(i.name) == i for i in infos) else str(Path.cwd())
     pending = list(range(len(tasks)))
     while pending:
-        done = _one_worker(python, env, targets, tasks, pending, on_result, on_hello)
+        done = _one_worker(python, env, targets, tasks, pending, on_result, on_hello, user_path)
         pending = [i for i in pending if i not in done]
 
 
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    """A worker's environment: ours plus ``extra``, with this project and the current directory
-    importable (a user adapter given as package.module:factory is found as it is here)."""
-    env = {**os.environ, **extra, "PYTHONUNBUFFERED": "1"}
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.getcwd(), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _one_worker(python, env, targets, tasks, pending, on_result, on_hello) -> set[int]:
+def _one_worker(python, env, targets, tasks, pending, on_result, on_hello, user_path) -> set[int]:
     """Start one worker for ``pending``; return the task indices that got a payload."""
     done: set[int] = set()
-    with tempfile.TemporaryDirectory(prefix="rmsprop-worker-") as tmp:
-        request = Path(tmp, "request.pkl")
-        request.write_bytes(pickle.dumps({"adapters": targets, "tasks": [(i, tasks[i]) for i in pending]}))
-        log = Path(tmp, "log.txt")
-        read_fd, write_fd = os.pipe()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [python, "-m", "harness.worker", str(request), str(write_fd)],
-                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-            )
-        os.close(write_fd)
-        reader = _Reader(read_fd)
-        started = False
-        try:
-            for i in pending:
-                deadline = time.monotonic() + tasks[i].timeout + (0 if started else STARTUP_GRACE)
-                while True:
-                    message = reader.read(deadline)
-                    if message[0] == "hello":
-                        started = True
-                        deadline = time.monotonic() + tasks[i].timeout  # the import grace is over
-                        if on_hello is not None:
-                            on_hello(message[1])
-                        continue
-                    _, index, payload = message
-                    done.add(index)
-                    on_result(index, payload)
-                    break
-        except TimeoutError:
-            proc.kill()
-            proc.wait()
-            index = next(i for i in pending if i not in done)
-            on_result(index, {"status": "error", "reason": f"timed out after {tasks[index].timeout:g} s "
-                                                           "(worker killed)"})
+    worker = spawn.Worker("worker", [], env, wire.request(targets, [(i, tasks[i]) for i in pending]), user_path,
+                          python)
+    reader = channel.Reader(worker.read_fd)
+    started = False
+    current = pending[0]
+
+    def fail(reason: str, victims: list[int]) -> None:
+        for index in victims:
+            on_result(index, {"status": "error", "reason": reason})
             done.add(index)
-        except _WorkerDied:
-            code = proc.wait()
-            reason = f"worker exited with code {code}: {_last_line(log)}"
-            remaining = [i for i in pending if i not in done]
-            # a worker that died before its hello (importing the framework) will die again
-            victims = remaining if not started else remaining[:1]
-            for index in victims:
-                on_result(index, {"status": "error", "reason": reason})
-                done.add(index)
-        finally:
-            os.close(read_fd)
-            if proc.poll() is None:
-                proc.wait(timeout=30)
+
+    try:
+        for i in pending:
+            current = i
+            deadline = time.monotonic() + tasks[i].timeout + (0 if started else STARTUP_GRACE)
+            while True:
+                message = reader.read(deadline, wire.max_result_bytes(tasks[i]))
+                if message.kind == "hello" and not started:
+                    started = True
+                    deadline = time.monotonic() + tasks[i].timeout  # the import grace is over
+                    if on_hello is not None:
+                        on_hello(message.body)
+                    continue
+                if message.kind != "result" or message.body.get("index") != i:
+                    raise channel.ChannelError(f"an unexpected {message.kind!r} message (task {i} was due)")
+                payload = wire.decode_result(tasks[i], message)
+                done.add(i)
+                on_result(i, payload)
+                break
+    except TimeoutError:
+        worker.kill()
+        fail(f"timed out after {tasks[current].timeout:g} s (worker killed)", [current])
+    except channel.PeerClosed:
+        code = worker.close()
+        remaining = [i for i in pending if i not in done]
+        # a worker that died before its hello (importing the framework) will die again
+        fail(f"worker exited with code {code}: {worker.last_line()}", remaining if not started else remaining[:1])
+    except channel.ChannelError as exc:
+        worker.kill()
+        fail(f"the worker sent a malformed message ({exc}); worker killed", [current])
+    finally:
+        worker.close()
     return done
 
 
-def _last_line(log: Path) -> str:
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    return lines[-1].strip()[:300] if lines else "no output"
-
-
-class _Reader:
-    """Framed pickles from a pipe, with a deadline."""
-
-    def __init__(self, fd: int):
-        self.fd, self.buf = fd, b""
-
-    def _fill(self, n: int, deadline: float) -> None:
-        while len(self.buf) < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([self.fd], [], [], remaining)
-            if not ready:
-                raise TimeoutError
-            chunk = os.read(self.fd, 1 << 20)
-            if not chunk:
-                raise _WorkerDied
-            self.buf += chunk
-
-    def read(self, deadline: float) -> tuple:
-        self._fill(_HEADER.size, deadline)
-        (size,) = _HEADER.unpack(self.buf[:_HEADER.size])
-        self._fill(_HEADER.size + size, deadline)
-        data, self.buf = self.buf[_HEADER.size:_HEADER.size + size], self.buf[_HEADER.size + size:]
-        return pickle.loads(data)
-
-
 # ---------------------------------------------------------------- worker side
-def _send(fd: int, message: tuple) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEADER.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def _describe(exc: BaseException) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}{where}"[:500]
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}{where}"[:500]
 
 
-def _instantiate(target: str):
+def instantiate(target: str):
     """``"module:attr"`` (attr may be dotted): the adapter that class or factory returns."""
     module, _, attr = target.partition(":")
     obj = importlib.import_module(module)
@@ -179,33 +121,38 @@ def _instantiate(target: str):
     return obj()
 
 
+TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
 def describe(target: str, env: dict[str, str] | None = None, python: str = sys.executable,
              timeout: float = STARTUP_GRACE) -> dict[str, Any]:
     """The class attributes of a user adapter, read in a subprocess (its module imports its
     framework); `KeyError` with one line when it cannot be loaded or is not an adapter."""
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", target):
-        raise KeyError(f"adapter {target!r}: expected package.module:factory")
+    if not TARGET.fullmatch(target):
+        raise InputKeyError(f"adapter {target!r}: expected package.module:factory")
+    worker = spawn.Worker("worker", ["--describe", target], env or {}, None, str(Path.cwd()), python)
     try:
-        proc = subprocess.run([python, "-m", "harness.worker", "--describe", target], env=_child_env(env or {}),
-                              capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise KeyError(f"adapter {target}: importing it took more than {timeout:.0f} s") from None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise KeyError(f"adapter {target}: describe exited with code {proc.returncode}: {tail}")
-    meta = json.loads(lines[-1])
-    if "error" in meta:
-        raise KeyError(f"adapter {target}: {meta['error']}")
+        message = channel.Reader(worker.read_fd).read(time.monotonic() + timeout, 0)
+    except TimeoutError:
+        raise InputKeyError(f"adapter {target}: importing it took more than {timeout:.0f} s") from None
+    except (channel.PeerClosed, channel.ChannelError):
+        worker.close()
+        raise InputKeyError(f"adapter {target}: describe exited with code {worker.proc.returncode}: "
+                       f"{worker.last_line()}") from None
+    finally:
+        worker.close()
+    meta = message.body
+    if message.kind != "describe" or "error" in meta:
+        raise InputKeyError(f"adapter {target}: {meta.get('error', 'no description')}")
     return meta
 
 
-def _describe_main(target: str) -> int:
+def _describe_main(fd: int, target: str) -> int:
     from reference import presets
 
     try:
-        adapter = _instantiate(target)
-        missing = [m for m in ("name", "available", "run", "devices", "unsupported") if not hasattr(adapter, m)]
+        adapter = instantiate(target)
+        missing = [m for m in ADAPTER_ATTRIBUTES if not hasattr(adapter, m)]
         if missing:
             raise TypeError(f"{type(adapter).__name__} is not an adapter (no {', '.join(missing)}); "
                             "subclass harness.adapters.Adapter")
@@ -213,17 +160,20 @@ def _describe_main(target: str) -> int:
         if preset not in presets.PRESETS:
             raise ValueError(f"preset {preset!r} is not one of {', '.join(presets.PRESETS)}")
         name = str(adapter.name)
-        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,100}", name):
             raise ValueError(f"name {name!r}: use letters, digits and _.+-")
         kinds = tuple(getattr(adapter, "device_kinds", ("cpu", "gpu")))
         if not kinds or any(k not in ("cpu", "gpu") for k in kinds):
             raise ValueError(f"device_kinds {kinds!r}: a tuple from cpu, gpu")
-        meta = {"name": name, "preset": preset, "family": getattr(adapter, "family", None) or preset,
+        family = str(getattr(adapter, "family", None) or preset)
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,100}", family):
+            raise ValueError(f"family {family!r}: use letters, digits and _.+-")
+        meta = {"name": name, "preset": preset, "family": family,
                 "env": {str(k): str(v) for k, v in dict(getattr(adapter, "env", {}) or {}).items()},
                 "devices": list(kinds)}
     except Exception as exc:
         meta = {"error": f"cannot load: {_describe(exc)}"}
-    print(json.dumps(meta), flush=True)
+    channel.send(fd, "describe", meta)
     return 0
 
 
@@ -232,62 +182,74 @@ def _load(targets: dict[str, str]) -> tuple[dict, dict]:
     adapters, status = {}, {}
     for name, target in targets.items():
         try:
-            adapter = _instantiate(target)
+            adapter = instantiate(target)
             if getattr(adapter, "name", None) != name:
                 adapter.name = name  # an entry point's name wins over the adapter's own
             reason = adapter.available()
             if reason is not None:
-                status[name] = ("skipped", reason)
+                status[name] = ("skipped", str(reason))
             adapters[name] = adapter
         except Exception as exc:  # a broken adapter or framework: every task of it is an error
             status[name] = ("error", f"cannot load adapter {name}: {_describe(exc)}")
     return adapters, status
 
 
-def _run_task(adapter, task: Task, devices: list[str]) -> Payload:
+def _run_task(adapter, task: Task, devices: list[str]) -> tuple[Payload, list]:
     if task.device not in devices:
         if task.optional_device:
-            return {"status": "absent", "reason": f"no {task.device} visible"}
-        return {"status": "skipped", "reason": f"no {task.device} visible to {task.adapter}"}
+            return {"status": "absent", "reason": f"no {task.device} visible"}, []
+        return {"status": "skipped", "reason": f"no {task.device} visible to {task.adapter}"}, []
     reason = adapter.unsupported(task)
     if reason is not None:
-        return {"status": "unsupported", "reason": reason}
+        return {"status": "unsupported", "reason": str(reason)}, []
     start = time.perf_counter()
-    snapshots = list(adapter.run(task))
-    return {"status": "done", "snapshots": snapshots, "seconds": time.perf_counter() - start,
-            "device_name": adapter.device_name(task.device)}
+    snapshots = []
+    for snap in adapter.run(task):
+        snapshots.append(snap)
+        if len(snapshots) > len(task.record_steps):
+            raise wire.SnapshotError(f"adapter produced more than the {len(task.record_steps)} recorded steps")
+    entries, arrays = wire.encode_snapshots(snapshots)
+    return {"status": "done", "snapshots": entries, "seconds": time.perf_counter() - start,
+            "device_name": str(adapter.device_name(task.device))}, arrays
 
 
-def _main(request_path: str, fd: int) -> int:
-    request = pickle.loads(Path(request_path).read_bytes())
-    adapters, status = _load(request["adapters"])
+def _main(fd: int) -> int:
+    from .fingerprint import dispatch
+
+    targets, tasks = wire.decode_request(channel.read_stdin_request())
+    adapters, status = _load(targets)
     hello: dict[str, Any] = {"versions": {}, "devices": {}, "python": sys.version.split()[0]}
     devices: dict[str, list[str]] = {}
     for name, adapter in adapters.items():
         if name in status:
             continue
         try:
-            devices[name] = adapter.devices()
-            hello["versions"].update(adapter.versions())
-            hello["devices"][name] = {d: adapter.device_name(d) for d in devices[name]}
+            devices[name] = list(adapter.devices())
+            hello["versions"].update({str(k): None if v is None else str(v) for k, v in adapter.versions().items()})
+            hello["devices"][name] = {d: str(adapter.device_name(d)) for d in devices[name]}
         except Exception as exc:
             status[name] = ("error", f"{name} is installed but broken: {_describe(exc)}")
-    _send(fd, ("hello", hello))
-    for index, task in request["tasks"]:
+    hello["dispatch"] = dispatch()  # after the adapters loaded their frameworks
+    channel.send(fd, "hello", hello)
+    for index, task in tasks:
+        arrays: list = []
         if task.adapter in status:
             kind, reason = status[task.adapter]
             # an auto-picked device says nothing when the framework itself is absent: no row
             payload: Payload = {"status": "absent" if task.optional_device else kind, "reason": reason}
         else:
             try:
-                payload = _run_task(adapters[task.adapter], task, devices[task.adapter])
+                payload, arrays = _run_task(adapters[task.adapter], task, devices[task.adapter])
+            except wire.SnapshotError as exc:
+                payload = {"status": "error", "reason": f"malformed result: {exc}"}
             except Exception as exc:  # one bad task must not sink the batch
                 payload = {"status": "error", "reason": _describe(exc)}
-        _send(fd, ("result", index, payload))
+        channel.send(fd, "result", {"index": index, **payload}, arrays)
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--describe":
-        sys.exit(_describe_main(sys.argv[2]))
-    sys.exit(_main(sys.argv[1], int(sys.argv[2])))
+    spawn.worker_start()
+    if len(sys.argv) > 3 and sys.argv[2] == "--describe":
+        sys.exit(_describe_main(int(sys.argv[1]), sys.argv[3]))
+    sys.exit(_main(int(sys.argv[1])))

@@ -16,51 +16,160 @@ that no RMSprop can run: negative lr, decay outside [0, 1], negative eps) raises
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
+from .errors import InputKeyError, InputTypeError, InputValueError
 from .spec import RMSpropSpec
 
 Number = float | int
 LearningRate = Number | Callable[[int], float]
 
 
+def _checked(preset: Callable[..., RMSpropSpec]) -> Callable[..., RMSpropSpec]:
+    """Arguments that do not fit the preset's signature are bad input (`InputTypeError`), as the
+    framework's constructor would refuse them; errors from inside stay what they are."""
+    signature = inspect.signature(preset)
+
+    @functools.wraps(preset)
+    def checked(*args: Any, **kwargs: Any) -> RMSpropSpec:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InputTypeError(f"{preset.__name__}: {exc}") from None
+        return preset(*args, **kwargs)
+
+    return checked
+
+
+def _size(value: Any) -> int | None:
+    """Elements of a tensor-like value (torch ``numel``, NumPy/TF ``size``/``shape``); None for scalars."""
+    numel = getattr(value, "numel", None)
+    if callable(numel):
+        try:
+            return int(numel())
+        except (TypeError, ValueError):
+            return None
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return math.prod(int(d) for d in shape)
+    except (TypeError, ValueError):
+        return None
+
+
 def _number(framework: str, name: str, value: Any, *, low: float = 0.0, high: float = math.inf) -> float:
-    """Validate one hyperparameter with the framework's own argument name in the message."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        # numpy scalars and 0-d tensors convert; anything else is a type error
+    """Validate one hyperparameter with the framework's own argument name in the message.
+
+    Python numbers, NumPy scalars and one-element tensors are numbers; strings are not (the
+    frameworks would compare them with numbers and fail), nor are complex values or tensors
+    with several elements."""
+    if isinstance(value, bool | str | bytes | bytearray | complex):
+        raise InputTypeError(f"{framework}: {name} must be a number, got {value!r}")
+    if not isinstance(value, int | float):
+        size = _size(value)
+        if size is not None and size != 1:
+            raise InputTypeError(f"{framework}: {name} must be a number, got a tensor of {size} elements")
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+        if kind == "c" or "complex" in str(getattr(value, "dtype", "")):
+            raise InputTypeError(f"{framework}: {name} must be a real number, got {value!r}")
         try:
             value = float(value)
-        except (TypeError, ValueError):
-            raise TypeError(f"{framework}: {name} must be a number, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise InputTypeError(f"{framework}: {name} must be a number, got {value!r}") from None
     value = float(value)
     if not (math.isfinite(value) and low <= value <= high):
         rng = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
-        raise ValueError(f"{framework}: {name}={value!r} is invalid, allowed range {rng}")
+        raise InputValueError(f"{framework}: {name}={value!r} is invalid, allowed range {rng}")
     return value
 
 
-def _lr(framework: str, name: str, value: Any) -> tuple[float, Callable[[int], float] | None]:
-    """A constant learning rate, or a schedule ``step -> lr`` (0-based step)."""
+def _arity(framework: str, name: str, value: Callable[..., Any]) -> int:
+    """How many positional arguments a callable hyperparameter needs (0 or 1)."""
+    try:
+        params = inspect.signature(value).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: take it as a schedule of the step
+        return 1
+    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) > 1:
+        raise InputTypeError(f"{framework}: {name} is a callable of {len(required)} arguments; expected a "
+                             "schedule of the step or a callable with no arguments")
+    return len(required)
+
+
+def _lr(framework: str, name: str, value: Any, callables: str = "both") -> tuple[float, Callable[[int], float] | None]:
+    """A constant learning rate, or a schedule ``step -> lr`` (0-based step).
+
+    ``callables`` is what the framework accepts: ``"both"`` (Keras: a schedule of the step or a
+    callable with no arguments, called every step), ``"step"`` (optax: a schedule of the count),
+    ``"none-arg"`` (TF1: callables with no arguments only) or ``"none"`` (torch, the raw op)."""
     if callable(value) and not isinstance(value, int | float):
-        return 0.0, value
+        if callables == "none":
+            raise InputTypeError(f"{framework}: {name} must be a number, got a callable ({framework} takes no "
+                                 "schedule here; the harness drives one as per-step learning rates)")
+        arity = _arity(framework, name, value)
+        if arity == 0 and callables in ("both", "none-arg"):
+            return 0.0, _ZeroArgument(value)
+        if arity == 1 and callables in ("both", "step"):
+            return 0.0, value
+        wanted = "a callable with no arguments" if callables == "none-arg" else "a schedule of the step"
+        raise InputTypeError(f"{framework}: {name} must be a number or {wanted}")
+    if callables == "none" and framework == "torch" and _size(value) not in (None, 1):
+        raise InputValueError(f"{framework}: Tensor {name} must be 1-element")
     return _number(framework, name, value), None
+
+
+class _ZeroArgument:
+    """A callable hyperparameter the framework calls with no arguments every step, as a schedule."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "callable")
+
+    def __call__(self, count: int) -> float:
+        return float(self.fn())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ZeroArgument) and other.fn is self.fn
+
+    def __hash__(self) -> int:
+        return hash(self.fn)
+
+
+def _value(framework: str, name: str, value: Any, **bounds: float) -> float:
+    """A hyperparameter that may be a callable with no arguments (TF1's ``_call_if_callable``),
+    evaluated once: the reference holds constants."""
+    if callable(value) and not isinstance(value, int | float):
+        if _arity(framework, name, value) != 0:
+            raise InputTypeError(f"{framework}: {name} must be a number or a callable with no arguments")
+        value = value()
+    return _number(framework, name, value, **bounds)
+
+
+def _tensor(value: Any) -> bool:
+    """A TensorFlow tensor (not a variable), recognised without importing TensorFlow."""
+    cls = type(value)
+    return cls.__module__.startswith("tensorflow") and "Variable" not in cls.__name__
 
 
 def _flag(framework: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool | int) or value not in (0, 1):
-        raise TypeError(f"{framework}: {name} must be True or False, got {value!r}")
+        raise InputTypeError(f"{framework}: {name} must be True or False, got {value!r}")
     return bool(value)
 
 
 def _unknown(framework: str, kwargs: dict[str, Any]) -> None:
     if kwargs:
         names = ", ".join(sorted(kwargs))
-        raise TypeError(f"{framework}() got an unexpected keyword argument(s): {names}")
+        raise InputTypeError(f"{framework}() got an unexpected keyword argument(s): {names}")
 
 
 # ------------------------------------------------------------------- PyTorch
+@_checked
 def torch(
     lr: LearningRate = 1e-2,
     alpha: Number = 0.99,
@@ -76,10 +185,10 @@ def torch(
     """`torch.optim.RMSprop` (2.13): eps outside the sqrt, lr after the momentum buffer,
     coupled L2 weight decay added after ``maximize`` negates the gradient."""
     fw = "torch"
-    lr_value, schedule = _lr(fw, "lr", lr)
+    lr_value, schedule = _lr(fw, "lr", lr, callables="none")
     notes: list[str] = []
     if foreach and differentiable:
-        raise ValueError("torch: foreach=True and differentiable=True are mutually exclusive")
+        raise InputValueError("torch: foreach=True and differentiable=True are mutually exclusive")
     for name, value in (("capturable", capturable), ("maximize", maximize),
                         ("differentiable", differentiable)):
         _flag(fw, name, value)
@@ -139,11 +248,11 @@ def _keras3(
     _unknown(fw, kwargs)
     lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
     if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
-        raise ValueError(f"{fw}: only one of clipnorm, clipvalue and global_clipnorm can be set")
+        raise InputValueError(f"{fw}: only one of clipnorm, clipvalue and global_clipnorm can be set")
     clips = _keras_clips(fw, notes, clipnorm=clipnorm, global_clipnorm=global_clipnorm,
                          clipvalue=clipvalue)
     if gradient_accumulation_steps and not gradient_accumulation_steps >= 2:
-        raise ValueError(f"{fw}: gradient_accumulation_steps={gradient_accumulation_steps!r} "
+        raise InputValueError(f"{fw}: gradient_accumulation_steps={gradient_accumulation_steps!r} "
                          "is invalid, allowed an integer >= 2")
     ema = _keras_ema(fw, use_ema, ema_momentum, ema_overwrite_frequency, notes, "first_update")
     wd = None if weight_decay is None else _number(fw, "weight_decay", weight_decay)
@@ -192,7 +301,7 @@ def _keras_ema(fw: str, use_ema: bool, ema_momentum: Number, freq: int | None,
         return {}
     m = _number(fw, "ema_momentum", ema_momentum, high=1.0)
     if freq is not None and freq != 0 and (isinstance(freq, bool) or not isinstance(freq, int) or freq < 1):
-        raise ValueError(f"{fw}: ema_overwrite_frequency={freq!r} is invalid, "
+        raise InputValueError(f"{fw}: ema_overwrite_frequency={freq!r} is invalid, "
                          "allowed None or an integer >= 1")
     if not freq:
         notes.append("use_ema=True without ema_overwrite_frequency leaves the trained variables "
@@ -231,7 +340,7 @@ def _keras3_signature(framework: str, centered_order: str, weight_decay_mode: st
 
     preset.__name__ = preset.__qualname__ = framework
     preset.__doc__ = doc
-    return preset
+    return _checked(preset)
 
 
 keras = _keras3_signature(
@@ -254,6 +363,7 @@ keras_torch = _keras3_signature(
 
 
 # ------------------------------------------------------------------ tf_keras
+@_checked
 def tf_keras(
     learning_rate: LearningRate = 0.001,
     rho: Number = 0.9,
@@ -282,12 +392,12 @@ def tf_keras(
                      "learning_rate is used")
     for legacy in ("decay", "gradient_aggregator", "gradient_transformers"):
         if legacy in kwargs:
-            raise ValueError(f"{fw}: {legacy} is deprecated in the new tf_keras optimizer; "
+            raise InputValueError(f"{fw}: {legacy} is deprecated in the new tf_keras optimizer; "
                              "use tf_keras_legacy")
     _unknown(fw, kwargs)
     _flag(fw, "jit_compile", jit_compile)
     if clipnorm is not None and global_clipnorm is not None:
-        raise ValueError(f"{fw}: cannot accept both clipnorm and global_clipnorm")
+        raise InputValueError(f"{fw}: cannot accept both clipnorm and global_clipnorm")
     clips = _keras_clips(fw, notes, clipnorm=clipnorm, global_clipnorm=global_clipnorm,
                          clipvalue=clipvalue)
     set_ = [k for k in ("clipnorm", "global_clipnorm", "clipvalue") if clips[k] is not None]
@@ -316,6 +426,7 @@ def tf_keras(
     )
 
 
+@_checked
 def tf_keras_legacy(
     learning_rate: LearningRate = 0.001,
     rho: Number = 0.9,
@@ -334,29 +445,35 @@ def tf_keras_legacy(
     _unknown(fw, {k: v for k, v in kwargs.items() if k not in allowed})
     for k, v in kwargs.items():
         if v is not None and _number(fw, k, v, low=-math.inf) < 0:
-            raise ValueError(f"{fw}: {k}={v!r} is invalid, allowed range >= 0")
+            raise InputValueError(f"{fw}: {k}={v!r} is invalid, allowed range >= 0")
     if kwargs.get("clipnorm") is not None and kwargs.get("global_clipnorm") is not None:
-        raise ValueError(f"{fw}: cannot accept both clipnorm and global_clipnorm")
+        raise InputValueError(f"{fw}: cannot accept both clipnorm and global_clipnorm")
     notes: list[str] = []
     if "lr" in kwargs:
         learning_rate = kwargs["lr"]
     lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
-    eps = _number(fw, "epsilon", epsilon)
+    eps = _value(fw, "epsilon", epsilon)
     if not eps:
         notes.append("epsilon=0 is silently replaced by backend epsilon 1e-7")
         eps = 1e-7
-    mom = _number(fw, "momentum", momentum, high=1.0)
-    if mom == 0:
+    # tf_keras takes its momentum path (the fused raw op, eps inside) for a tensor or callable momentum
+    # whatever its value: `isinstance(momentum, tf.Tensor) or callable(momentum) or momentum > 0`
+    forced = callable(momentum) or _tensor(momentum)
+    mom = _value(fw, "momentum", momentum, high=1.0)
+    if forced:
+        notes.append("momentum given as a tensor or callable: the momentum path (the raw op, eps inside the "
+                     "sqrt) is taken whatever its value")
+    elif mom == 0:
         notes.append("momentum == 0: eps goes OUTSIDE the sqrt (python path); "
                      "momentum > 0 uses the raw op with eps inside")
     clips = {k: kwargs.get(k) for k in ("clipvalue", "clipnorm", "global_clipnorm")}
     return RMSpropSpec(
         lr=lr_value,
         lr_schedule=schedule,
-        decay=_number(fw, "rho", rho, high=1.0),
+        decay=_value(fw, "rho", rho, high=1.0),
         eps=eps,
         eps_placement="inside",
-        legacy_eps_switch=True,
+        legacy_eps_switch=not forced,
         centered=_flag(fw, "centered", centered),
         momentum=mom,
         lr_placement="in_buffer",
@@ -369,6 +486,7 @@ def tf_keras_legacy(
 
 
 # ----------------------------------------------------------------------- TF1
+@_checked
 def tf1(
     learning_rate: LearningRate,
     decay: Number = 0.9,
@@ -381,17 +499,17 @@ def tf1(
     """`tf.compat.v1.train.RMSPropOptimizer`: the accumulator starts at ONE, eps inside,
     lr in the buffer, and every hyperparameter (lr, decay, momentum, eps) in float32."""
     fw = "tf1"
-    lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
+    lr_value, schedule = _lr(fw, "learning_rate", learning_rate, callables="none-arg")
     _flag(fw, "use_locking", use_locking)
     return RMSpropSpec(
         lr=lr_value,
         lr_schedule=schedule,
-        decay=_number(fw, "decay", decay, high=1.0),
-        eps=_number(fw, "epsilon", epsilon),
+        decay=_value(fw, "decay", decay, high=1.0),
+        eps=_value(fw, "epsilon", epsilon),
         eps_placement="inside",
         initial_accumulator=1.0,
         centered=_flag(fw, "centered", centered),
-        momentum=_number(fw, "momentum", momentum),
+        momentum=_value(fw, "momentum", momentum),
         lr_placement="in_buffer",
         hyperparam_rounding={"lr", "decay", "momentum", "eps"},
         framework=fw,
@@ -400,6 +518,7 @@ def tf1(
 
 
 # -------------------------------------------------------------- TF raw ops
+@_checked
 def tf_raw(
     lr: LearningRate,
     rho: Number,
@@ -414,7 +533,7 @@ def tf_raw(
     no defaults: lr, rho, momentum and epsilon are its scalar inputs, in the variable's
     dtype; ``ms_init`` is the caller's initial mean square (TF1 uses 1)."""
     fw = "tf_raw"
-    lr_value, schedule = _lr(fw, "lr", lr)
+    lr_value, schedule = _lr(fw, "lr", lr, callables="none")
     return RMSpropSpec(
         lr=lr_value,
         lr_schedule=schedule,
@@ -432,6 +551,7 @@ def tf_raw(
 
 
 # --------------------------------------------------------------------- Optax
+@_checked
 def optax(
     learning_rate: LearningRate,
     decay: Number = 0.9,
@@ -446,7 +566,7 @@ def optax(
     """`optax.rmsprop` (0.2.8): ``chain(scale_by_rms|scale_by_stddev, scale_by_learning_rate,
     trace)``, so lr sits in the momentum buffer; a schedule is called with count 0 first."""
     fw = "optax"
-    lr_value, schedule = _lr(fw, "learning_rate", learning_rate)
+    lr_value, schedule = _lr(fw, "learning_rate", learning_rate, callables="step")
     notes: list[str] = []
     mom = None if momentum is None else _number(fw, "momentum", momentum)
     if _flag(fw, "nesterov", nesterov) and mom is None:
@@ -470,6 +590,7 @@ def optax(
 
 
 # ---------------------------------------------------------- the knobs as-is
+@_checked
 def spec(**knobs: Any) -> RMSpropSpec:
     """`RMSpropSpec`'s own knobs, for an implementation that takes the semantics directly
     (a user-supplied kernel): ``spec(lr=1e-3, eps_placement="outside", momentum=0.9)``."""
@@ -505,7 +626,7 @@ def get(name: str) -> Callable[..., RMSpropSpec]:
     try:
         return PRESETS[name]
     except KeyError:
-        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+        raise InputKeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
 
 
 def defaults(name: str) -> RMSpropSpec:

@@ -15,9 +15,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .errors import InputTypeError, InputValueError
 from .spec import RMSpropSpec
 
 Tree = Any  # np.ndarray | Mapping[str, np.ndarray] | Sequence[np.ndarray]
+
+
+class ComplexParametersError(InputTypeError):
+    """Complex parameters or gradients: refused with the reason (see `_real`)."""
 
 
 class RMSpropState(NamedTuple):
@@ -33,20 +38,33 @@ class RMSpropState(NamedTuple):
 
 
 # ----------------------------------------------------------------------- trees
+def _real(x: Any) -> np.ndarray:
+    """``x`` as float64; complex input is refused, never truncated to its real part."""
+    if np.iscomplexobj(x):
+        raise ComplexParametersError(
+            "complex parameters are not modelled: torch treats a complex tensor as pairs of reals "
+            "(view_as_real), optax uses |g|^2 for the mean square; for torch's semantics pass the real "
+            "view (np.stack([z.real, z.imag], -1)) of parameters and gradients")
+    try:
+        return np.asarray(x, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputValueError(f"parameters and gradients must be arrays of real numbers ({exc})") from None
+
+
 def _flatten(tree: Tree) -> tuple[list[np.ndarray], Callable[[Sequence[np.ndarray]], Tree]]:
     if isinstance(tree, Mapping):
         keys = list(tree)
-        return [np.asarray(tree[k], np.float64) for k in keys], lambda xs: dict(zip(keys, xs, strict=True))
+        return [_real(tree[k]) for k in keys], lambda xs: dict(zip(keys, xs, strict=True))
     if isinstance(tree, list | tuple):
         kind = type(tree)
-        return [np.asarray(x, np.float64) for x in tree], lambda xs: kind(xs)
-    return [np.asarray(tree, np.float64)], lambda xs: xs[0]
+        return [_real(x) for x in tree], lambda xs: kind(xs)
+    return [_real(tree)], lambda xs: xs[0]
 
 
 def _leaves(tree: Tree, like: Sequence[np.ndarray], what: str) -> list[np.ndarray]:
     leaves, _ = _flatten(tree)
     if len(leaves) != len(like) or any(a.shape != b.shape for a, b in zip(leaves, like, strict=True)):
-        raise ValueError(
+        raise InputValueError(
             f"{what} shapes {[a.shape for a in leaves]} do not match the parameters "
             f"{[b.shape for b in like]}"
         )
@@ -98,13 +116,10 @@ def clip(spec: RMSpropSpec, grads: list[np.ndarray]) -> list[np.ndarray]:
     return grads
 
 
-def _rmsprop_direction(spec: RMSpropSpec, g, nu, mu, n: int):
-    """v, m update and u = g / den for one tensor; returns (u, nu, mu)."""
+def denominator(spec: RMSpropSpec, nu, mu, n: int):
+    """``den`` of ``u = g / den`` from the updated mean square (and mean gradient) after ``n`` updates."""
     rho = spec.rounded("decay", spec.decay)
     eps = spec.rounded("eps", spec.eps)
-    nu = rho * nu + (1 - rho) * g * g
-    if mu is not None:
-        mu = rho * mu + (1 - rho) * g
     nu_hat, mu_hat = nu, mu
     if spec.bias_correction:
         correction = 1 - rho**n
@@ -112,14 +127,21 @@ def _rmsprop_direction(spec: RMSpropSpec, g, nu, mu, n: int):
         mu_hat = None if mu is None else mu / correction
     if spec.effective_eps_placement == "outside":
         d = nu_hat if mu_hat is None else nu_hat - mu_hat * mu_hat
-        den = np.sqrt(d) + eps
-    elif mu_hat is None:
-        den = np.sqrt(nu_hat + eps)
-    elif spec.centered_order == "sub_then_eps":
-        den = np.sqrt((nu_hat - mu_hat * mu_hat) + eps)
-    else:
-        den = np.sqrt((nu_hat + eps) - mu_hat * mu_hat)
-    return g / den, nu, mu
+        return np.sqrt(d) + eps
+    if mu_hat is None:
+        return np.sqrt(nu_hat + eps)
+    if spec.centered_order == "sub_then_eps":
+        return np.sqrt((nu_hat - mu_hat * mu_hat) + eps)
+    return np.sqrt((nu_hat + eps) - mu_hat * mu_hat)
+
+
+def _rmsprop_direction(spec: RMSpropSpec, g, nu, mu, n: int):
+    """v, m update and u = g / den for one tensor; returns (u, nu, mu)."""
+    rho = spec.rounded("decay", spec.decay)
+    nu = rho * nu + (1 - rho) * g * g
+    if mu is not None:
+        mu = rho * mu + (1 - rho) * g
+    return g / denominator(spec, nu, mu, n), nu, mu
 
 
 def update(
@@ -229,7 +251,7 @@ def iterate_reference(
             try:
                 lr = float(next(lr_iter))
             except StopIteration:
-                raise ValueError("lrs is shorter than the gradient stream") from None
+                raise InputValueError("lrs is shorter than the gradient stream") from None
         params, state = update(spec, state, params, g, lr)
         yield params, state
 
@@ -249,7 +271,7 @@ def run_reference(
     if isinstance(grads, np.ndarray):
         p0 = np.asarray(params0)
         if grads.shape[1:] != p0.shape:
-            raise ValueError(f"grads shape {grads.shape} is not (T, *{p0.shape})")
+            raise InputValueError(f"grads shape {grads.shape} is not (T, *{p0.shape})")
     leaves0, unflatten = _flatten(params0)
     steps = [_flatten(p)[0] for p, _ in iterate_reference(spec, params0, grads, lrs)]
     if not steps:

@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from .errors import InputValueError
+
 EpsPlacement = Literal["inside", "outside"]
 CenteredOrder = Literal["sub_then_eps", "eps_then_sub"]
 LrPlacement = Literal["in_buffer", "after_buffer"]
@@ -47,7 +49,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 
 def _bad(field: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"RMSpropSpec.{field}={value!r} is invalid: allowed {allowed}")
+    return InputValueError(f"RMSpropSpec.{field}={value!r} is invalid: allowed {allowed}")
 
 
 @dataclasses.dataclass(frozen=True)

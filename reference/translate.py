@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import presets
+from .errors import InputError, InputKeyError, InputValueError
 from .spec import RMSpropSpec
 
 #: knobs in the order a mismatch is reported (the first one that differs is named)
@@ -26,7 +27,7 @@ _ORDER = ("effective_eps_placement", "initial_accumulator", "centered", "centere
 _IGNORED = {"hyperparam_rounding", "framework", "lr_schedule", "eps_placement", "legacy_eps_switch"}
 
 
-class Unsupported(ValueError):
+class Unsupported(InputValueError):
     """The framework cannot compute the requested semantics; ``knob`` names what it lacks."""
 
     def __init__(self, preset: str, knob: str, wanted: Any, got: Any):
@@ -98,7 +99,7 @@ def _build(preset: str, spec: RMSpropSpec) -> dict[str, Any]:
         if "hyperparam_rounding" in args:
             args["hyperparam_rounding"] = sorted(args["hyperparam_rounding"])
         return args
-    raise KeyError(f"unknown preset {preset!r}; known: {', '.join(presets.PRESETS)}")
+    raise InputKeyError(f"unknown preset {preset!r}; known: {', '.join(presets.PRESETS)}")
 
 
 #: knob -> the argument that sets it, per preset ("*": every other preset; absent: no such argument)
@@ -137,7 +138,7 @@ def native_args(preset: str, spec: RMSpropSpec) -> dict[str, Any]:
     args = _build(preset, spec)
     try:
         got = presets.get(preset)(**args)
-    except (TypeError, ValueError) as exc:  # e.g. momentum > 1 for the legacy optimizer
+    except InputError as exc:  # e.g. momentum > 1 for the legacy optimizer
         raise Unsupported(preset, "arguments", "these", str(exc)) from None
     want_knobs, got_knobs = spec.effective_knobs(), got.effective_knobs()
     for knob in _ORDER:

@@ -78,7 +78,7 @@ def test_measure_synchronises_every_block_and_takes_the_samples_asked_for() -> N
     ("[[bench]]\nadapters = ['mxnet']\n", "bench[0].adapters: unknown adapter 'mxnet'"),
     ("[[bench]]\nsettings = { alpha = 0.9 }\n", "bench[0].settings: expected a table of lr, decay"),
     ("[[bench]]\nrepeats = 1\n", "bench[0].repeats: expected an integer in [3, 1000]"),
-    ("[[bench]]\ntensors = [0]\n", "bench[0].tensors: expected a list of tensor counts >= 1"),
+    ("[[bench]]\ntensors = [0]\n", "bench[0].tensors: expected a list of tensor counts in [1, 100000]"),
     ("[[bench]]\nsettings = { weight_decay = 0.1 }\nadapters = ['tf1']\n", "tf1: unsupported: weight_decay"),
     ("[[case]]\nname = 'a'\n", "case: unknown key; a conformance suite is run by rmsprop-harness run"),
     ("[[bench]]\nsizse = [1]\n", "bench[0].sizse: unknown key"),
@@ -209,7 +209,7 @@ def test_torch_and_optax_variants_run() -> None:
     (["--repeats", "2"], "--repeats 2 must be in [3, 1000]"),
     (["--device", "tpu"], "--device 'tpu' is not a device"),
     (["--rounds", "0"], "--rounds 0 must be in [1, 100]"),
-    (["--threads", "0"], "--threads 0 must be >= 1"),
+    (["--threads", "0"], "--threads 0 must be in [1, 1024]"),
 ])
 def test_bench_cli_bad_input(argv, message, capsys, tmp_path) -> None:
     assert main(["bench", "--out", str(tmp_path), *argv]) == 2

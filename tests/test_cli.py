@@ -116,7 +116,7 @@ def test_run_exit_codes_summary_table_and_files(fake_suite, tmp_path, capsys, mo
     (["--dtype", "float8"], "--dtype 'float8' is not a dtype"),
     (["--device", "tpu"], "--device 'tpu' is not a device"),
     (["--adapter", "pytorch"], "unknown adapter 'pytorch'"),
-    (["--jobs", "0"], "--jobs 0 must be >= 1"),
+    (["--jobs", "0"], "--jobs 0 must be in [1, 256]"),
     (["--jobs", "x"], "argument --jobs: invalid int value"),
 ])
 def test_run_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path) -> None:
@@ -128,7 +128,7 @@ def test_run_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path) -
 def test_run_suite_typo_is_one_line_and_exit_2(tmp_path, capsys) -> None:
     path = tmp_path / "typo.toml"
     path.write_text("[[case]]\nname = 'a'\nsteps = 5\nstrem = {kind = 'zeros'}\n")
-    assert main(["run", "--suite", str(path), "--no-progress", "--out", str(tmp_path)]) == 2
+    assert main(["run", "--suite", str(path), "--no-progress", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"rmsprop-harness: error: {path}: case[0].strem: unknown key; did you mean 'stream'?"
 
@@ -141,9 +141,18 @@ def _exit_code(argv) -> int:
 
 
 def test_run_with_jobs_and_device_flags(fake_suite, tmp_path, capsys) -> None:
-    assert main(["run", "--suite", str(fake_suite), "--out", str(tmp_path), "--no-progress", "--jobs", "1",
-                 "--device", "cuda", "--case", "good"]) == 0  # cuda is gpu; the fake has none: skipped, exit 0
-    assert "  fake [float64@gpu] in good: skipped: no gpu visible to fake" in capsys.readouterr().out
+    """An explicit --device that nothing can run on tested nothing: exit 2 with the reason (a GPU CI job must not
+    pass on a machine without a GPU); --device auto runs where a device is visible."""
+    out = tmp_path / "out"
+    assert main(["run", "--suite", str(fake_suite), "--out", str(out), "--no-progress", "--jobs", "1",
+                 "--device", "cuda", "--case", "good"]) == 2  # cuda is gpu; the fake has none
+    captured = capsys.readouterr()
+    assert "  fake [float64@gpu] in good: skipped: no gpu visible to fake" in captured.out
+    assert captured.err.strip() == ("rmsprop-harness: error: --device gpu: no gpu visible to fake; nothing was tested "
+                                    "on it (--device auto runs where a device is visible)")
+    assert main(["run", "--suite", str(fake_suite), "--out", str(out), "--no-progress", "--device", "auto",
+                 "--case", "good"]) == 0
+    assert "1 ok in" in capsys.readouterr().out
 
 
 def test_ctrl_c_keeps_the_finished_rows_and_exits_130(fake_suite, tmp_path, capsys, monkeypatch) -> None:
@@ -154,5 +163,5 @@ def test_ctrl_c_keeps_the_finished_rows_and_exits_130(fake_suite, tmp_path, caps
         raise KeyboardInterrupt
 
     monkeypatch.setattr(harness.runner, "run_suite", interrupted)
-    assert main(["run", "--suite", str(fake_suite), "--out", str(tmp_path), "--no-progress"]) == 130
+    assert main(["run", "--suite", str(fake_suite), "--out", str(tmp_path / "out"), "--no-progress"]) == 130
     assert "interrupted; the finished rows are in the run folder" in capsys.readouterr().err

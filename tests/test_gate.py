@@ -31,8 +31,16 @@ from harness.bench import run_bench
 from harness.cli import main
 from harness.gate import Thresholds, gate, markdown
 
+from .runs import write_run
+
+FINGERPRINT = {"digest": "a" * 64, "cpu": {"vendor": "AuthenticAMD", "family": "25", "model": "1",
+                                          "flags": ["avx", "avx2", "fma"]}, "numpy": {"simd": ["X86_V3"]},
+               "env": {}, "frameworks": {}, "gpus": []}
 ENV = {"cpu": "Test CPU", "cpu_count": 2, "python": "3.11.0", "packages": {"torch": "2.13.0"},
-       "suite": {"name": "s"}, "git": {"revision": "abc", "dirty": False}}
+       "suite": {"name": "s"}, "git": {"revision": "abc", "dirty": False}, "fingerprint": FINGERPRINT}
+OTHER_MACHINE = {**ENV, "cpu": "Other CPU", "fingerprint": {
+    **FINGERPRINT, "digest": "b" * 64, "cpu": {"vendor": "GenuineIntel", "family": "6", "model": "167",
+                                               "flags": ["avx", "avx2", "fma", "avx512f"]}}}
 
 
 # ------------------------------------------------------------------ synthetic tables
@@ -48,15 +56,16 @@ def divergence(values: dict[tuple[str, str], list[float]], steps=(1, 10, 100), f
         for step, value in zip(steps, figs, strict=True):
             row = {"suite": "s", "case": case, "adapter": "a", "device": "cpu", "dtype": dtype, "step": step,
                    "max_ulp": 1.0, "median_ulp": 0.5, "budget_ratio": 3.0, "nu_budget_ratio": 2.0,
-                   "mu_budget_ratio": np.nan, "trace_budget_ratio": np.nan}
+                   "mu_budget_ratio": np.nan, "trace_budget_ratio": np.nan, "tolerance": 40.0,
+                   "nu_tolerance": 40.0, "mu_tolerance": np.nan, "trace_tolerance": np.nan}
             row[figure] = value
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def conformance(statuses, values, figure="max_ulp", steps=(1, 10, 100)) -> Tables:
+def conformance(statuses, values, figure="max_ulp", steps=(1, 10, 100), env=ENV) -> Tables:
     return Tables("x", summary=summary(statuses), divergence=divergence(values, steps, figure),
-                  envs={"conformance": ENV})
+                  envs={"conformance": env})
 
 
 OK2 = [("c1", "float32", "ok"), ("c2", "float64", "ok")]
@@ -285,18 +294,15 @@ def test_throughput_points_that_error_or_vanish_fail_and_copy_kernels_are_contex
 # --------------------------------------------------------------- baselines on disk
 def test_baseline_round_trip_and_corruption(tmp_path) -> None:
     run = tmp_path / "run"
-    run.mkdir()
     tables = conformance(OK2, BASE)
-    tables.summary.to_parquet(run / "summary.parquet")
-    tables.divergence.assign(extra=1.0).to_parquet(run / "divergence.parquet")
-    (run / "env.json").write_text(json.dumps(ENV))
+    write_run(run, {"summary": tables.summary, "divergence": tables.divergence.assign(extra=1.0)}, ENV)
     path = save_baseline([run], tmp_path / "bl")
     saved = load_baseline(path)
-    pd.testing.assert_frame_equal(saved.summary, tables.summary)
+    pd.testing.assert_frame_equal(saved.summary[tables.summary.columns], tables.summary)
     assert "extra" not in saved.divergence and saved.envs["conformance"]["cpu"] == "Test CPU"
     assert gate(saved, load_run_tables([run])).passed
     manifest = json.loads((path / "baseline.json").read_text())
-    assert set(manifest["files"]) == {"summary.parquet", "divergence.parquet"} and manifest["version"] == 1
+    assert set(manifest["files"]) == {"summary.parquet", "divergence.parquet"} and manifest["version"] == 2
     with open(path / "divergence.parquet", "ab") as f:
         f.write(b"x")
     with pytest.raises(BaselineError, match=r"divergence\.parquet: does not match its checksum in baseline\.json"):
@@ -305,12 +311,16 @@ def test_baseline_round_trip_and_corruption(tmp_path) -> None:
     with pytest.raises(BaselineError, match=r"baseline\.json: unreadable"):
         load_baseline(path)
     (path / "baseline.json").write_text(json.dumps({**manifest, "version": 99}))
-    with pytest.raises(BaselineError, match="baseline format version 99, this harness reads version 1"):
+    with pytest.raises(BaselineError, match="baseline format version 99, this harness reads version 2"):
         load_baseline(path)
     with pytest.raises(BaselineError, match="not a baseline"):
         load_baseline(run)
-    with pytest.raises(BaselineError, match="exists and is not a baseline"):
+    with pytest.raises(BaselineError, match="is a run folder"):
         write_baseline(tables, run, ["x"])  # never overwrites a folder that is not a baseline
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(BaselineError, match="exists and is not a baseline"):
+        write_baseline(tables, tmp_path / "notes", ["x"])
     with pytest.raises(BaselineError, match="not a run folder"):
         save_baseline([tmp_path], tmp_path / "bl2")
 
@@ -404,9 +414,9 @@ def test_a_corrupted_baseline_is_exit_2_with_one_line(fake_suite, tmp_path, caps
 @pytest.mark.parametrize(("argv", "message"), [
     (["gate", "--baseline", "nowhere", "--current", "."], "nowhere: no such baseline folder"),
     (["gate", "--baseline", "BL", "--current", "nowhere"], "nowhere: no such run folder"),
-    (["gate", "--baseline", "BL", "--current", "RUN", "--factor", "0.5"], "divergence factor 0.5 must be > 1"),
+    (["gate", "--baseline", "BL", "--current", "RUN", "--factor", "0.5"], "--factor 0.5 must be in (1, 1e+06]"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--throughput", "maybe"], "invalid choice: 'maybe'"),
-    (["gate", "--baseline", "BL", "--current", "RUN", "--min-effect", "0"], "minimum effect 0.0 must be in (0, 10)"),
+    (["gate", "--baseline", "BL", "--current", "RUN", "--min-effect", "0"], "--min-effect 0.0 must be in (0, 10]"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--alpha", "1"], "alpha 1.0 must be in (0, 1)"),
     (["baseline", "save", "nowhere"], "nowhere: no such run folder"),
     (["gate", "--current", "RUN"], "the following arguments are required: --baseline"),
@@ -414,10 +424,8 @@ def test_a_corrupted_baseline_is_exit_2_with_one_line(fake_suite, tmp_path, caps
 def test_gate_bad_input_is_one_line(argv, message, tmp_path, capsys) -> None:
     bl = tmp_path / "bl"
     run = tmp_path / "run"
-    run.mkdir()
     tables = conformance(OK2, BASE)
-    tables.summary.to_parquet(run / "summary.parquet")
-    tables.divergence.to_parquet(run / "divergence.parquet")
+    write_run(run, {"summary": tables.summary, "divergence": tables.divergence}, ENV)
     write_baseline(tables, bl, ["x"])
     argv = [str(bl) if a == "BL" else str(run) if a == "RUN" else a for a in argv]
     try:
@@ -531,17 +539,13 @@ def test_the_example_workflow_runs_real_commands() -> None:
 
 def test_a_conformance_run_and_a_bench_folder_make_one_baseline(tmp_path) -> None:
     run, bench_dir = tmp_path / "run", tmp_path / "bench"
-    for folder in (run, bench_dir):
-        folder.mkdir()
     tables = conformance(OK2, BASE)
-    tables.summary.to_parquet(run / "summary.parquet")
-    tables.divergence.to_parquet(run / "divergence.parquet")
-    bench_table(draws(1e-3)).to_parquet(bench_dir / "throughput.parquet")
-    (bench_dir / "env.json").write_text(json.dumps(ENV))
+    write_run(run, {"summary": tables.summary, "divergence": tables.divergence}, ENV)
+    write_run(bench_dir, {"throughput": bench_table(draws(1e-3))}, ENV, kind="bench")
     both = load_run_tables([run, bench_dir])
     assert both.conformance and both.bench and set(both.envs) == {"conformance", "throughput"}
     saved = load_baseline(save_baseline([run, bench_dir], tmp_path / "bl"))
-    assert len(saved.throughput) == 1 and saved.throughput["sample_s"].iloc[0].tolist() == draws(1e-3)
+    assert len(saved.throughput) == 1 and list(saved.throughput["sample_s"].iloc[0]) == draws(1e-3)
     assert gate(saved, both).passed
     with pytest.raises(BaselineError, match=r"a second summary\.parquet"):
         load_run_tables([run, run])
@@ -556,11 +560,9 @@ def test_the_noise_script_reports_false_alarms_and_power(tmp_path) -> None:
 
     for i, median in enumerate((1e-3, 1.01e-3, 0.99e-3)):
         run = tmp_path / f"r{i}"
-        run.mkdir()
         table = bench_table(draws(median))
         table["round_median_s"] = [[median * 0.99, median, median * 1.01]]
-        table.to_parquet(run / "throughput.parquet")
-        (run / "env.json").write_text(json.dumps(ENV))
+        write_run(run, {"throughput": table}, ENV, kind="bench")
     script = Path(__file__).resolve().parent.parent / "examples" / "gate_noise.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120,
                          check=True).stdout

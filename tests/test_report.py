@@ -205,10 +205,9 @@ def test_report_cli_and_bad_run_folder(run_dir, tmp_path, capsys) -> None:
     assert {"report.md", "report.html", "summary.csv"} <= {p.name for p in copy.iterdir()}
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"rmsprop-harness: error: {tmp_path / 'nowhere'}: not a run folder (no summary.parquet or " \
-                  "throughput.parquet; make one with rmsprop-harness run or bench)"
+    assert err == f"rmsprop-harness: error: {tmp_path / 'nowhere'}: no such run folder"
     (copy / "parity.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ReportError, match=r"parity\.parquet: unreadable"):
+    with pytest.raises(ReportError, match=r"parity\.parquet: does not match its checksum in run\.json"):
         load_run(copy)
 
 

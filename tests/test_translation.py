@@ -49,7 +49,7 @@ def test_impossible_translation_says_so_and_measures_the_closest() -> None:
 def test_tf1_accumulator_cannot_be_translated_away() -> None:
     t = translate("torch", {"lr": 0.01}, "tf1")
     assert t.status == "closest" and {i["knob"] for i in t.lacking} == {"eps_placement", "initial_accumulator"}
-    assert t.divergence["verdict"] == "diverges" and t.divergence["divergence"] > 0.5
+    assert t.divergence["verdict"] in ("large", "unrelated") and t.divergence["divergence"] > 0.5
     assert {r["label"]: r["share"] for r in t.attribution}["initial accumulator"] > 0.9
 
 
@@ -133,7 +133,7 @@ def test_cli_impossible_translation_exits_1_and_json(capsys) -> None:
     (["--from", "torch", "--to", "mxnet"], "--to 'mxnet' is not a framework"),
     (["--from", "torch", "--to", "optax", "--stream", "recorded"], "--stream 'recorded' is not a stream kind"),
     (["--from", "torch", "alpha=2", "--to", "optax"], "alpha=2.0 is invalid"),
-    (["--from", "torch", "--to", "optax", "--steps", "0"], "--steps 0 must be >= 1"),
+    (["--from", "torch", "--to", "optax", "--steps", "0"], "--steps 0 must be in [1, 1000000000]"),
 ])
 def test_cli_bad_input_is_one_line(argv, message, capsys) -> None:
     assert main(["translate", *argv]) == 2

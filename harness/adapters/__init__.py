@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reference.errors import InputKeyError
+
 from .base import STATE_KINDS, Adapter, BenchPoint, Snapshot, Stepper, Task
 
 __all__ = ["ADAPTERS", "BUILTIN", "ENTRY_POINT_GROUP", "ONE_THREAD", "STATE_KINDS", "Adapter", "AdapterInfo",
@@ -103,7 +105,7 @@ def register_user_adapter(target: str, name: str | None = None) -> AdapterInfo:
     meta = describe(target, {**ONE_THREAD})
     name = name or meta["name"]
     if name in ADAPTERS and ADAPTERS[name].target != target:
-        raise KeyError(f"adapter {target}: its name {name!r} is already taken by {ADAPTERS[name].target}")
+        raise InputKeyError(f"adapter {target}: its name {name!r} is already taken by {ADAPTERS[name].target}")
     info = AdapterInfo(name, target, meta["preset"], meta["family"], {**ONE_THREAD, **meta["env"]},
                        tuple(meta["devices"]))
     ADAPTERS[name] = info
@@ -111,21 +113,27 @@ def register_user_adapter(target: str, name: str | None = None) -> AdapterInfo:
     return info
 
 
-def resolve(patterns: list[str], known: list[str] | None = None) -> list[str]:
+def resolve(patterns: list[str], known: list[str] | None = None, targets: bool = True) -> list[str]:
     """Adapter names matching ``patterns``: a full name (``torch.single``), a family prefix
     (``torch`` -> ``torch.single``, ``torch.foreach``, ...), an installed entry point's name or
-    a ``package.module:factory`` target (both registered on first use). `KeyError` names an
-    unknown one."""
+    (``targets``) a ``package.module:factory`` target (both registered on first use). `KeyError`
+    names an unknown one. Suites pass ``targets=False``: a suite file never makes the harness
+    import a module the user did not name on the command line."""
     out: list[str] = []
     for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise InputKeyError(f"adapter {pattern!r}: an empty name names no adapter")
         names = list(ADAPTERS) if known is None else known
         hits = [a for a in names if a == pattern or a.startswith(pattern + ".")]
+        if not hits and ":" in pattern and not targets:
+            raise InputKeyError(f"adapter {pattern!r} is a Python target: suites name adapters (built-in or installed "
+                           "entry points); give a package.module:factory target on the command line with --adapter")
         if not hits and known is None:
             hits = _user(pattern)
         if not hits:
             plugins = sorted(entry_points())
             extra = f"; installed entry points: {', '.join(plugins)}" if plugins else ""
-            raise KeyError(f"unknown adapter {pattern!r}; known: {', '.join(names)}{extra} "
+            raise InputKeyError(f"unknown adapter {pattern!r}; known: {', '.join(names)}{extra} "
                            "(or give package.module:factory)")
         out += [h for h in hits if h not in out]
     return out

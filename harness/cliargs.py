@@ -1,0 +1,133 @@
+"""Command-line values turned into library objects, each bad one refused with one line (`CliError`).
+
+Lists (``--adapter a,b``, repeatable) may not contain an empty name: ``--adapter ''`` is an
+error, never "all". Streams are written ``KIND`` or ``KIND:option=value,...``
+(``gaussian:scale=1e-4``, ``lognormal:sigma=3``) or as the path of a recorded ``.npz``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+from typing import Any
+
+from reference.errors import InputValueError
+
+from .streams import DTYPES, KINDS, GradientStream, StreamSpec
+
+DEVICES = ("cpu", "gpu", "auto")
+
+
+class CliError(InputValueError):
+    """A command-line value that cannot be used; one line."""
+
+
+def split(values: list[str] | None, flag: str) -> list[str] | None:
+    """Comma-separated, repeatable values; None when the flag was not given."""
+    if values is None:
+        return None
+    out = []
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                raise CliError(f"{flag} {value!r}: an empty name (name what you want; leave the flag out for all)")
+            out.append(item.strip())
+    return list(dict.fromkeys(out))
+
+
+def devices(values: list[str] | None) -> list[str] | None:
+    """``--device`` values: cpu, gpu (cuda is gpu) or auto (cpu, plus a gpu only when one is visible)."""
+    chosen = split(values, "--device")
+    if chosen is None:
+        return None
+    chosen = list(dict.fromkeys("gpu" if d == "cuda" else d for d in chosen))
+    bad = [d for d in chosen if d not in DEVICES]
+    if bad:
+        raise CliError(f"--device {bad[0]!r} is not a device (choose cpu, gpu or auto)")
+    if "auto" in chosen and len(chosen) > 1:
+        raise CliError("--device auto cannot be combined with other devices")
+    return chosen
+
+
+def dtypes(values: list[str] | None) -> list[str] | None:
+    chosen = split(values, "--dtype")
+    for d in chosen or []:
+        if d not in DTYPES:
+            raise CliError(f"--dtype {d!r} is not a dtype (choose from {', '.join(DTYPES)})")
+    return chosen
+
+
+def integer(value: int | None, flag: str, low: int, high: int) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise CliError(f"{flag} {value} must be in [{low}, {high}]")
+    return value
+
+
+def number(value: float | None, flag: str, low: float, high: float, open_low: bool = False) -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
+        raise CliError(f"{flag} {value} must be in {'(' if open_low else '['}{low:g}, {high:g}]")
+    return value
+
+
+def _literal(raw: str) -> Any:
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw  # a bare word (value=nan) stays a string; the stream validates it
+
+
+def stream(text: str, seed: int) -> StreamSpec:
+    """``KIND``, ``KIND:opt=value,...`` or a recorded ``.npz`` path as a stream (`CliError` otherwise)."""
+    text = text.strip()
+    known = ", ".join(k for k in KINDS if k not in ("arrays", "recorded"))
+    if not text:
+        raise CliError(f"--stream '': give a kind ({known}) or a recorded .npz")
+    kind, _, rest = text.partition(":")
+    if kind not in KINDS and (text.endswith(".npz") or Path(text).is_file()):
+        return StreamSpec("recorded", seed, {"path": str(Path(text).resolve())})
+    if kind not in KINDS or kind in ("arrays", "recorded"):
+        raise CliError(f"--stream {text!r} is not a stream kind ({known}, with options as kind:option=value,...) "
+                       "or a recorded .npz file")
+    options: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise CliError(f"--stream {text!r}: expected option=value, got {item!r}")
+        options[key.strip()] = _literal(raw.strip())
+    return StreamSpec(kind, seed, options)
+
+
+def scales(text: str | None) -> tuple[float, ...] | str:
+    """``--scales``: auto (sweep unless the stream fixes its scale), none, or comma-separated gains."""
+    if text is None or text.strip() in ("auto", "none"):
+        return "auto" if text is None else text.strip()
+    out = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise CliError(f"--scales {text!r}: auto, none or comma-separated numbers > 0") from None
+        if not (math.isfinite(value) and value > 0):
+            raise CliError(f"--scales {text!r}: every scale must be a finite number > 0")
+        out.append(value)
+    return tuple(out)
+
+
+def scenario_stream(spec: StreamSpec, steps: int | None) -> tuple[dict[str, tuple[int, ...]] | None, int]:
+    """Shapes and steps a scenario takes from its stream: a recording fixes both (steps: at most its
+    length); any other stream uses the standard shapes and 200 steps unless told."""
+    from .parity import STANDARD_STEPS
+
+    if spec.kind != "recorded":
+        return None, STANDARD_STEPS if steps is None else steps
+    recording = GradientStream(spec)
+    length = recording.length or 0
+    if steps is not None and steps > length:
+        raise CliError(f"--steps {steps}: the recording has {length} steps")
+    return recording.shapes, length if steps is None else steps
+
+
+__all__ = ["CliError", "devices", "dtypes", "integer", "number", "scales", "scenario_stream", "split", "stream"]

@@ -1,0 +1,59 @@
+"""What a reader needs to reproduce a run: versions, machine fingerprint, git revision, command."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import fingerprint
+from .adapters._common import cpu_name, package_version
+
+#: Distributions whose versions every env.json reports (a framework's version changes its kernels).
+FRAMEWORK_PACKAGES = ("torch", "tensorflow", "tf_keras", "keras", "jax", "jaxlib", "optax")
+
+
+def git() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return {"revision": rev, "dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+
+
+def environment(**extra: Any) -> dict[str, Any]:
+    """The common part of every env.json; ``extra`` adds the command's own keys."""
+    return {
+        "harness": package_version("rmsprop-harness"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "machine": fingerprint.machine(),
+        "packages": {p: package_version(p) for p in ("numpy", "pandas", "pyarrow", *FRAMEWORK_PACKAGES)},
+        "git": git(),
+        "command": sys.argv,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def finish(env: dict[str, Any], hellos: list[dict[str, Any]], started: float, now: float) -> None:
+    """Complete ``env`` at a publish: workers' hellos, the fingerprint, wall time."""
+    import time
+
+    env["workers"] = {f"worker{n}": h for n, h in enumerate(hellos)}
+    env["fingerprint"] = fingerprint.fingerprint(env.get("machine") or fingerprint.machine(), hellos)
+    env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    env["wall_seconds"] = round(now - started, 3) if now else round(time.perf_counter() - started, 3)
+
+
+__all__ = ["FRAMEWORK_PACKAGES", "environment", "finish", "git"]
