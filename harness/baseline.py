@@ -160,9 +160,14 @@ def save_baseline(run_dirs: list[str | Path], to: str | Path = "reports/baseline
 
 
 def write_baseline(tables: Tables, to: str | Path, sources: list[str]) -> Path:
-    target = Path(to)
     if str(to).strip() == "":
         raise BaselineError("--to '': give the baseline folder")
+    try:
+        target = runfolder.check_path(to, "--to")
+    except runfolder.RunFolderError as exc:
+        raise BaselineError(str(exc)) from None
+    if target.exists() and not target.is_dir():
+        raise BaselineError(f"{target}: exists and is not a folder")
     for path in (target, target.parent):
         if path.is_symlink():
             raise BaselineError(f"{path}: is a symlink; refusing to write a baseline through it")
@@ -205,7 +210,10 @@ def write_baseline(tables: Tables, to: str | Path, sources: list[str]) -> Path:
 
 def load_baseline(path: str | Path) -> Tables:
     """A saved baseline, verified against its manifest (format, version, checksums)."""
-    root = Path(path)
+    try:
+        root = runfolder.check_path(path, "baseline")
+    except runfolder.RunFolderError as exc:
+        raise BaselineError(str(exc)) from None
     if not root.is_dir():
         raise BaselineError(f"{root}: no such baseline folder (make one with rmsprop-harness baseline save RUN_DIR)")
     if not (root / MANIFEST).is_file():
@@ -219,7 +227,8 @@ def load_baseline(path: str | Path) -> Tables:
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BaselineError(f"{root / MANIFEST}: lists no tables")
-    tables = Tables(str(root), envs=manifest.get("env") or {}, manifest=manifest)
+    envs = manifest.get("env") if isinstance(manifest.get("env"), dict) else {}
+    tables = Tables(str(root), envs={k: runfolder._clean_env(v) for k, v in envs.items()}, manifest=manifest)
     for name, digest in files.items():
         file = root / name
         stem = name.removesuffix(".parquet")

@@ -690,6 +690,33 @@ def _spawn(env_extra: dict[str, str], request: dict, timeout: float,
     return (None if timed_out else code), worker.last_line()
 
 
+_NUMBERS = ("n_params", "n_tensors", "median_s", "q1_s", "q3_s", "iqr_s", "samples", "steps_per_sample",
+            "first_step_s", "compile_s", "peak_mem_bytes", "mem_delta_bytes", "threads")
+_TEXTS = ("bench", "adapter", "variant", "framework", "device", "device_name", "dtype", "layout", "status", "reason",
+          "description")
+
+
+def _clean_row(row: Any) -> dict:
+    """A row as the worker sent it, checked: known fields of the right kinds, else an error row (a worker runs
+    adapter code; the driver trusts nothing it sends)."""
+    if not isinstance(row, dict):
+        return {"status": "error", "reason": "the worker sent a row that is not a table"}
+    bad = [k for k in _NUMBERS if row.get(k) is not None and (isinstance(row[k], bool) or
+                                                              not isinstance(row[k], int | float))]
+    bad += [k for k in _TEXTS if row.get(k) is not None and not isinstance(row[k], str)]
+    samples = row.get("sample_s")
+    if samples is not None and (not isinstance(samples, list) or not all(isinstance(x, int | float) and
+                                                                         not isinstance(x, bool) for x in samples)):
+        bad.append("sample_s")
+    clean = {k: v for k, v in row.items() if k in (*_NUMBERS, *_TEXTS, "sample_s")}
+    if bad:
+        return {**{k: clean.get(k) for k in ("bench", "adapter", "framework") if isinstance(clean.get(k), str)},
+                "status": "error", "reason": f"malformed benchmark row ({', '.join(bad[:3])})"}
+    if clean.get("status") not in ("ok", "error", "skipped", "unsupported"):
+        clean = {**clean, "status": "error", "reason": f"unknown status {str(clean.get('status'))[:40]!r}"}
+    return clean
+
+
 def _pool(rows: list[dict]) -> list[dict]:
     """One row per point from its rounds: every round's samples pooled (median and quartiles of the
     pool), ``round_median_s`` each round's own median (the run-to-run noise the gate needs); a point
@@ -797,6 +824,7 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
                 got: list[dict] = []
 
                 def on_row(row: dict, got: list[dict] = got, rnd: int = rnd) -> None:
+                    row = _clean_row(row)
                     row["round"] = rnd
                     got.append(row)
                     rows.append(row)

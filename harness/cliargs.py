@@ -14,6 +14,7 @@ from typing import Any
 
 from reference.errors import InputValueError
 
+from .runfolder import check_path
 from .streams import DTYPES, KINDS, GradientStream, StreamSpec
 
 DEVICES = ("cpu", "gpu", "auto")
@@ -72,6 +73,13 @@ def number(value: float | None, flag: str, low: float, high: float, open_low: bo
     return value
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _literal(raw: str) -> Any:
     try:
         return ast.literal_eval(raw)
@@ -86,8 +94,9 @@ def stream(text: str, seed: int) -> StreamSpec:
     if not text:
         raise CliError(f"--stream '': give a kind ({known}) or a recorded .npz")
     kind, _, rest = text.partition(":")
-    if kind not in KINDS and (text.endswith(".npz") or Path(text).is_file()):
-        return StreamSpec("recorded", seed, {"path": str(Path(text).resolve())})
+    if kind not in KINDS and (text.endswith(".npz") or _is_file(text)):
+        path = check_path(text, "--stream")
+        return StreamSpec("recorded", seed, {"path": str(path.resolve())})
     if kind not in KINDS or kind in ("arrays", "recorded"):
         raise CliError(f"--stream {text!r} is not a stream kind ({known}, with options as kind:option=value,...) "
                        "or a recorded .npz file")

@@ -122,7 +122,7 @@ def divergence(base: Tables, cur: Tables, both_ok: list[tuple], th: Thresholds, 
     key = [*CONFORMANCE_KEY, "step"]
     b, c = index(base.divergence, key, "baseline divergence"), index(cur.divergence, key, "current divergence")
     ok = set(both_ok)
-    b = b[[k[:-1] in ok for k in b.index]]
+    b = b.loc[np.array([k[:-1] in ok for k in b.index], dtype=bool)]
     if mode.name == "exact":
         figures = [f for f in GATED_FIGURES if f in b.columns]
     else:

@@ -19,7 +19,7 @@ MAX_PARAMS = 50_000_000  # parameters of one conformance case (all tensors)
 MAX_TENSORS = 100_000  # tensors of one case or bench point
 MAX_STEPS = 100_000_000  # steps of one conformance case
 MAX_RECORDS = 10_000  # recorded steps of one case
-MAX_PARITY_STEPS = 1_000_000  # steps of a parity or translate scenario (every spec replays them)
+MAX_PARITY_STEPS = 100_000  # steps of a parity or translate scenario (every spec, at every scale, replays them)
 CHUNK_BYTES = 64 << 20  # gradient rows generated or read at a time
 _STATE_ARRAYS = 3  # nu, mu, trace
 
@@ -89,7 +89,10 @@ def check_parity(steps: int, n_params: int, where: str) -> None:
     if steps > MAX_PARITY_STEPS:
         raise LimitError(f"{where}: {steps:,} steps (at most {MAX_PARITY_STEPS:,}: every spec of the comparison "
                          "replays them)")
-    check_memory(40 * n_params * 8 + min(steps * n_params * 8, CHUNK_BYTES * 4), f"{where} ({n_params:,} parameters)")
+    from .parity import TRAJECTORY_BYTES
+
+    need = 40 * n_params * 8 + min(steps * n_params * 8, CHUNK_BYTES * 4) + min(TRAJECTORY_BYTES, 200 * 48 * n_params)
+    check_memory(need, f"{where} ({n_params:,} parameters)")
 
 
 __all__ = ["CHUNK_BYTES", "MAX_PARAMS", "MAX_PARITY_STEPS", "MAX_RECORDS", "MAX_STEPS", "MAX_TENSORS", "LimitError",

@@ -33,8 +33,8 @@ magnitude of the summands, ``G = |g| + wd*|p|``:
 
 A point also says whether the reference's parameters ``moved``: whether any element is
 finite and differs from its initial value. A run in which they never do (all gradients
-zero, or every value non-finite from the first step) compares nothing: its status is
-``degenerate``, never ``ok``.
+zero, or every value non-finite from the first step), or that ends with every value
+non-finite on both sides, compares nothing: its status is ``degenerate``, never ``ok``.
 """
 
 from __future__ import annotations

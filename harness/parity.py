@@ -27,7 +27,8 @@ For a pair (A, B) at one scale:
   rounding: the same mathematics), ``below float32`` (a float32 run could not tell them
   apart), then graded by divergence: ``slight`` (< 1e-3 of the distance moved),
   ``moderate`` (< 0.1), ``large`` (< 1), ``unrelated`` (>= 1); and ``degenerate`` when
-  neither side's parameters ever move to a finite new value (nothing was compared).
+  neither side's parameters ever move to a finite new value, or both end entirely
+  non-finite (an overflow on both sides agrees trivially): nothing was compared.
 
 Attribution to knobs (Shapley values, summing to the pair's divergence) is in
 `harness.attribution`.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +72,7 @@ SWEEP_COLUMNS = schema.SWEEP
 #: Stream kinds whose size is their point (or is stated by the data): never swept.
 _FIXED_SCALE = ("tiny", "huge", "zeros", "recorded", "arrays", "nonfinite")
 _SCALE_OPTIONS = ("scale", "value", "low", "high")
+TRAJECTORY_BYTES = 1 << 30  # trajectories a runner keeps in memory
 
 
 class ParityError(InputValueError):
@@ -171,6 +174,12 @@ class Trajectory:
         with np.errstate(invalid="ignore"):
             return any(bool(np.any(np.isfinite(p) & (p != self.params0))) for p in self.params.values())
 
+    @property
+    def blown(self) -> bool:
+        """Whether every parameter is non-finite at the last recorded step (the run overflowed)."""
+        last = self.params[max(self.params)] if self.params else self.params0
+        return not bool(np.isfinite(last).any())
+
 
 class Runner:
     """Runs specs on one scenario's stream at one gradient scale; each distinct spec once."""
@@ -183,9 +192,11 @@ class Runner:
         self.params0 = recorded if recorded is not None else initial_params(stream.shapes, scenario.seed)
         steps = scenario.steps
         self.record = set(np.unique(np.round(np.geomspace(1, steps, record)).astype(int)).tolist()) | {steps}
-        self._cache: dict[RMSpropSpec, Trajectory] = {}
+        self._cache: OrderedDict[RMSpropSpec, Trajectory] = OrderedDict()  # least recently used first
         self._grads: list[dict[str, np.ndarray]] | None = None
-        self._keep = steps * count_params(stream.shapes) * 8 <= 4 * CHUNK_BYTES  # replay from memory when small
+        n = count_params(stream.shapes)
+        self._keep = steps * n * 8 <= 4 * CHUNK_BYTES  # replay from memory when small
+        self._capacity = max(4, int(TRAJECTORY_BYTES // max(1, 2 * len(self.record) * n * 8)))
 
     def grads(self):
         if not self._keep:
@@ -195,8 +206,12 @@ class Runner:
         return self._grads
 
     def run(self, spec: RMSpropSpec) -> Trajectory:
-        if spec not in self._cache:
+        if spec in self._cache:
+            self._cache.move_to_end(spec)
+        else:
             self._cache[spec] = self._run(spec)
+            while len(self._cache) > self._capacity:  # bounded memory: a large recording recomputes instead
+                self._cache.popitem(last=False)
         return self._cache[spec]
 
     def _run(self, spec: RMSpropSpec) -> Trajectory:
@@ -216,7 +231,8 @@ class Runner:
             prev = flat
             if t in self.record:
                 out.params[t] = flat
-                out.scale[t] = np.where(np.isfinite(flat), np.abs(flat), 0.0) + variation
+                with np.errstate(over="ignore"):
+                    out.scale[t] = np.where(np.isfinite(flat), np.abs(flat), 0.0) + variation
         return out
 
 
@@ -248,7 +264,7 @@ def compare(a: Trajectory, b: Trajectory, spec_a: RMSpropSpec, spec_b: RMSpropSp
         divergence = math.inf
     tol64 = max(run_tolerance(spec_a, steps, "float64"), run_tolerance(spec_b, steps, "float64"))
     tol32 = max(run_tolerance(spec_a, steps, "float32"), run_tolerance(spec_b, steps, "float32"))
-    if not (a.moved or b.moved):
+    if not (a.moved or b.moved) or (a.blown and b.blown):
         verdict = "degenerate"
     elif max_abs == 0:
         verdict = "identical"

@@ -91,8 +91,22 @@ def load_run(run_dir: str | Path) -> Run:
         loaded = runfolder.load(run_dir)
     except runfolder.RunFolderError as exc:
         raise ReportError(str(exc)) from None
-    tables = {name: loaded.tables.get(name, pd.DataFrame()) for name in REPORT_TABLES}
+    tables = {name: _text(loaded.tables.get(name, pd.DataFrame())) for name in REPORT_TABLES}
     return Run(loaded.path, tables, loaded.env, loaded.manifest)
+
+
+_TEXT = ("suite", "case", "adapter", "framework", "preset", "device", "device_name", "dtype", "stream", "status",
+         "reason", "warnings", "args", "scenario", "a", "b", "verdict", "differing", "knob", "label", "source",
+         "value_a", "value_b", "without_verdict", "knob_a", "knob_b", "bench", "variant", "layout", "description")
+
+
+def _text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as strings (a missing value as empty text): the report never trips on a stray null."""
+    frame = frame.copy()
+    for column in _TEXT:
+        if column in frame:
+            frame[column] = frame[column].where(frame[column].notna(), "").astype(str)
+    return frame
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
@@ -136,7 +150,7 @@ def warnings(run: Run) -> pd.DataFrame:
             cases = seen.setdefault(text, {}).setdefault(r.adapter, [])
             if r.case not in cases:
                 cases.append(r.case)
-    rows = [{"warning": text, "where": "; ".join(f"{a}: {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}"
+    rows = [{"warning": text, "where": "; ".join(f"{a}: {', '.join(map(str, c[:3]))}{' ...' if len(c) > 3 else ''}"
                                                   for a, c in where.items())} for text, where in seen.items()]
     return pd.DataFrame(rows, columns=["warning", "where"])
 

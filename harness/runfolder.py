@@ -63,8 +63,19 @@ class RunFolderError(InputError, ValueError):
 
 
 # ---------------------------------------------------------------------- safe files
+def check_path(path: str | Path, what: str = "path") -> Path:
+    """A user-given path the operating system can take (`RunFolderError` for a NUL byte or an overlong name)."""
+    text = os.fspath(path)
+    if "\x00" in text:
+        raise RunFolderError(f"{what} {text!r}: contains a NUL byte")
+    if len(os.fsencode(text)) > 4096 or any(len(os.fsencode(part)) > 255 for part in Path(text).parts):
+        raise RunFolderError(f"{what} {text[:60]!r}...: a name too long for the file system")
+    return Path(text)
+
+
 def _refuse_symlink(path: Path, what: str = "output") -> None:
-    with contextlib.suppress(FileNotFoundError):
+    check_path(path)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         if stat.S_ISLNK(os.lstat(path).st_mode):
             raise RunFolderError(f"{path}: is a symlink; refusing to write an {what} through it")
 
@@ -132,7 +143,7 @@ def prepare_output(path: str | Path) -> Path:
     if str(path).strip() == "":
         raise RunFolderError("--out '': give a folder for the results (an empty string would mean the current "
                              "directory)")
-    folder = Path(path)
+    folder = check_path(path, "--out")
     _refuse_symlink(folder, "output folder")
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"{folder}: exists and is not a folder")
@@ -147,7 +158,10 @@ def prepare_output(path: str | Path) -> Path:
             raise RunFolderError(f"{folder}: exists, holds other files ({', '.join(foreign[:3])}"
                                  f"{' ...' if len(foreign) > 3 else ''}) and is not a run folder; "
                                  "pass a new or empty folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"{folder}: cannot be created ({exc.strerror or exc})") from None
     return folder
 
 
@@ -271,7 +285,7 @@ def load(path: str | Path, tables: Iterable[str] | None = None) -> Loaded:
     """Read a run folder through its manifest (see the module docstring); `RunFolderError` with one
     line for a folder that is not a run, another schema version, a table that does not match
     ``run.json`` or lacks a column."""
-    folder = Path(path)
+    folder = check_path(path, "run folder")
     if not folder.is_dir():
         raise RunFolderError(f"{folder}: no such run folder")
     if not (folder / MANIFEST).exists():
@@ -290,7 +304,10 @@ def load(path: str | Path, tables: Iterable[str] | None = None) -> Loaded:
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise RunFolderError(f"{folder / MANIFEST}: lists no files")
-    gen = folder / str(manifest.get("directory", ""))
+    directory = str(manifest.get("directory", ""))
+    if not directory.startswith(f"{GENERATIONS}/") or "/" in directory[len(GENERATIONS) + 1:] or ".." in directory:
+        directory = GENERATIONS  # a manifest names its own generation folder and nothing else
+    gen = folder / directory
     out = Loaded(folder, manifest)
     wanted = set(tables) if tables is not None else None
     for name, meta in files.items():
@@ -302,7 +319,7 @@ def load(path: str | Path, tables: Iterable[str] | None = None) -> Loaded:
         data = _verified(folder, gen, name, str((meta or {}).get("sha256")))
         if name == "env.json":
             try:
-                out.env = json.loads(data)
+                out.env = _clean_env(json.loads(data))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise RunFolderError(f"{folder / name}: unreadable ({exc})") from None
             continue
@@ -317,6 +334,16 @@ def load(path: str | Path, tables: Iterable[str] | None = None) -> Loaded:
                                  "needs them; written by another harness version?)")
         out.tables[stem] = frame
     return out
+
+
+#: env.json keys whose value is a table; anything else there is dropped rather than trusted.
+_ENV_TABLES = ("suite", "git", "packages", "filters", "fingerprint", "machine", "workers", "parity", "seeds")
+
+
+def _clean_env(env: Any) -> dict[str, Any]:
+    if not isinstance(env, dict):
+        return {}
+    return {k: v for k, v in env.items() if k not in _ENV_TABLES or isinstance(v, dict)}
 
 
 def _verified(folder: Path, gen: Path, name: str, digest: str) -> bytes:
@@ -336,5 +363,6 @@ def _verified(folder: Path, gen: Path, name: str, digest: str) -> bytes:
                          "file); re-run")
 
 
-__all__ = ["MANIFEST", "SCHEMA", "Loaded", "Lock", "RunFolder", "RunFolderError", "load", "prepare_output",
+__all__ = ["MANIFEST", "SCHEMA", "Loaded", "Lock", "RunFolder", "RunFolderError", "check_path", "load",
+           "prepare_output",
            "read_bytes", "read_json", "read_parquet", "write_atomic", "write_text"]

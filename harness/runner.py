@@ -58,7 +58,17 @@ SUMMARY_COLUMNS = schema.SUMMARY
 DIVERGENCE_COLUMNS = schema.DIVERGENCE
 ULP_COLUMNS = schema.ULP_HISTOGRAM
 TABLES = schema.CONFORMANCE_TABLES
-PUBLISH_EVERY = 2.0  # seconds between generations written while a run goes on
+
+def _publish_every() -> float:
+    """Seconds between generations written while a run goes on (``RMSPROP_HARNESS_PUBLISH_EVERY``: a test and
+    debugging knob; 0 writes one after every task)."""
+    try:
+        return max(0.0, float(os.environ.get("RMSPROP_HARNESS_PUBLISH_EVERY", "2")))
+    except ValueError:
+        return 2.0
+
+
+PUBLISH_EVERY = _publish_every()
 
 
 class RunError(InputValueError):
@@ -183,10 +193,12 @@ def _verdict(rows: list[dict], points: list[ReferencePoint]) -> tuple[str, str, 
                          f"(max abs err {row[f'{col}max_abs_err']:.3g}, max rel err {row[f'{col}max_rel_err']:.3g})")
     if first is not None:
         return "fail", first, used
-    if not any(p.moved for p in points):
+    last = points[-1] if points else None
+    blown = last is not None and not any(np.isfinite(p).any() for p in last.params.values())
+    if not any(p.moved for p in points) or blown:
         finite = any(np.isfinite(p).any() for point in points for p in point.params.values())
-        why = ("no parameter ever moves (every update rounds to nothing)" if finite else
-               "every parameter is non-finite on both sides")
+        why = ("no parameter ever moves (every update rounds to nothing)" if finite and not blown else
+               f"every parameter is non-finite on both sides{' by the end' if finite else ''}")
         return "degenerate", f"nothing was compared: {why}; both sides agree trivially", used
     return "ok", f"within {used:.1%} of the rounding tolerance", used
 

@@ -202,10 +202,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
     path = Path(name_or_path)
     if not path.suffix and str(name_or_path) in builtin_suites():
         path = builtin_suites()[str(name_or_path)]
-    if not path.is_file():
+    try:
+        found = path.is_file()
+        raw = path.read_bytes() if found else b""
+    except (OSError, ValueError) as exc:
+        raise SuiteError(f"{str(name_or_path)[:200]!r}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+    if not found:
         known = ", ".join(builtin_suites())
         raise SuiteError(f"{name_or_path}: no such suite file or built-in suite (built-in: {known})")
-    raw = path.read_bytes()
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -496,7 +500,9 @@ class _Loader:
             if key in options and isinstance(options[key], list):
                 raise self.fail(f"{where}schedule.{key}", f"expected a number, got {options[key]!r}")
         if kind == "piecewise":
-            bounds = options["boundaries"] if isinstance(options["boundaries"], list) else [options["boundaries"]]
+            bounds = options["boundaries"]
+            if not isinstance(bounds, list):
+                raise self.fail(f"{where}schedule.boundaries", f"expected a list of step numbers, got {bounds!r}")
             increasing = all(x < y for x, y in itertools.pairwise(bounds))
             if not all(isinstance(b, int) and b >= 1 for b in bounds) or not increasing:
                 raise self.fail(f"{where}schedule.boundaries", f"expected strictly increasing step numbers >= 1, "

@@ -203,8 +203,13 @@ def _run_task(adapter, task: Task, devices: list[str]) -> tuple[Payload, list]:
     if reason is not None:
         return {"status": "unsupported", "reason": str(reason)}, []
     start = time.perf_counter()
-    snapshots = []
-    for snap in adapter.run(task):
+    snapshots, last = [], 0
+    for snap in adapter.run(task):  # stop early on what the driver would refuse anyway (an endless generator)
+        step = getattr(snap, "step", None)
+        if isinstance(step, int) and not isinstance(step, bool) and step <= last:
+            raise wire.SnapshotError(f"the snapshot of step {step} came after step {last} (steps must increase, "
+                                     "each once)")
+        last = step if isinstance(step, int) else last
         snapshots.append(snap)
         if len(snapshots) > len(task.record_steps):
             raise wire.SnapshotError(f"adapter produced more than the {len(task.record_steps)} recorded steps")

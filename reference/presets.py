@@ -77,11 +77,15 @@ def _number(framework: str, name: str, value: Any, *, low: float = 0.0, high: fl
         kind = getattr(getattr(value, "dtype", None), "kind", None)
         if kind == "c" or "complex" in str(getattr(value, "dtype", "")):
             raise InputTypeError(f"{framework}: {name} must be a real number, got {value!r}")
+        item = getattr(value, "item", None)
         try:
-            value = float(value)
+            value = float(item() if callable(item) and size == 1 else value)
         except (TypeError, ValueError, OverflowError):
             raise InputTypeError(f"{framework}: {name} must be a number, got {value!r}") from None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise InputValueError(f"{framework}: {name}={value} is invalid (too large)") from None
     if not (math.isfinite(value) and low <= value <= high):
         rng = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
         raise InputValueError(f"{framework}: {name}={value!r} is invalid, allowed range {rng}")

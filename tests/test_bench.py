@@ -183,6 +183,22 @@ def test_a_failing_adapter_is_an_error_row_and_the_rest_goes_on(fake_bench, tmp_
     assert (tp[tp["adapter"] == "copy.numpy"]["status"] == "ok").all()  # other workers still measured
 
 
+def test_what_an_adapter_prints_is_never_taken_for_a_result(fake_bench, monkeypatch) -> None:
+    """Rows travel on their own pipe (`harness.channel`), not stdout: a printed 'BENCH {...}' is just output."""
+    monkeypatch.setenv("FAKE_BENCH", "noisy")
+    tp = run_bench(fake_bench, out=None, adapters=["fake"]).throughput
+    assert "forged" not in set(tp["adapter"]) and set(tp.loc[tp["adapter"] == "fake", "status"]) == {"ok"}
+
+
+def test_a_malformed_row_from_a_worker_is_an_error_row() -> None:
+    from harness.bench import _clean_row
+
+    assert _clean_row({"adapter": "a", "status": "ok", "median_s": "fast"})["status"] == "error"
+    assert _clean_row(["not", "a", "row"])["status"] == "error"
+    assert _clean_row({"adapter": "a", "status": "great"})["reason"] == "unknown status 'great'"
+    assert _clean_row({"adapter": "a", "status": "ok", "sample_s": [1e-3, "x"]})["status"] == "error"
+
+
 @pytest.mark.framework
 def test_torch_and_optax_variants_run() -> None:
     pytest.importorskip("torch")

@@ -72,3 +72,99 @@ def test_keras_torch_clips_in_float32(arg: str, framework_results: dict[str, dic
     ref = run_reference(exact, PARAMS, per_step(GRADS))
     ratio = budget_ratio(result["params"]["weight"], ref["weight"], PARAMS["weight"], UNIT_ROUNDOFF["float64"])
     assert ratio.max() > 100 * rounding_tolerance(spec, STEPS, implementations=2)
+
+
+# ------------------------------------------------------------------ issue 14: verdicts on the real frameworks
+ISSUE_SUITE = """
+name = "issue14"
+[defaults]
+adapters = ["torch.single", "torch.foreach"]
+steps = 200
+dtypes = ["float64", "float32"]
+devices = ["cpu"]
+shapes = { weight = [2, 3], bias = [2], w2 = [256, 128] }
+stream = { kind = "mixed_scale" }
+[[case]]
+name = "eps1"
+args.torch = { lr = 1e-3, alpha = 0.9, eps = 1.0, momentum = 0.9, weight_decay = 1e-2 }
+[[case]]
+name = "eps1e-3"
+args.torch = { lr = 1e-3, alpha = 0.9, eps = 1e-3, momentum = 0.9, weight_decay = 1e-2 }
+[[case]]
+name = "lr1e308"
+stream = { kind = "gaussian" }
+args.torch = { lr = 1e308 }
+"""
+
+
+@pytest.fixture(scope="module")
+def issue_run(tmp_path_factory):
+    pytest.importorskip("torch")
+    from harness.runner import run_suite
+
+    path = tmp_path_factory.mktemp("issue14") / "s.toml"
+    path.write_text(ISSUE_SUITE)
+    return run_suite(path, out=None).summary.set_index(["case", "adapter", "dtype"])
+
+
+@pytest.mark.parametrize("case", ["eps1", "eps1e-3"])
+def test_torch_momentum_with_coupled_decay_is_not_a_false_failure(issue_run, case) -> None:
+    """The momentum buffer sums (g + wd*p)/den: under cancellation its rounding is u*(|g| + wd*|p|)/den, which the
+    trace's budget scale now includes (it failed with 'state trace: 44.2 budgets > tolerance 33 at step 1')."""
+    rows = issue_run.loc[case]
+    assert (rows["status"] == "ok").all(), rows["reason"].tolist()
+    assert (rows["tolerance_used"] < 0.5).all() and (rows["trace_budget_ratio"].notna()).all()
+
+
+def test_torch_with_an_infinite_step_is_degenerate(issue_run) -> None:
+    """lr=1e308 used to be 'ok 2%' (inf and NaN on both sides); in float32 torch itself refuses the lr."""
+    rows = issue_run.loc["lr1e308"].xs("float64", level="dtype")
+    assert (rows["status"] == "degenerate").all() and rows["reason"].str.contains("non-finite on both sides").all()
+    f32 = issue_run.loc["lr1e308"].xs("float32", level="dtype")
+    assert (f32["status"] == "error").all() and f32["reason"].str.contains("cannot be converted").all()
+
+
+LEGACY_MOMENTUM = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from reference import presets, run_reference
+
+grads = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.05]])
+out = {}
+for label, momentum in (("callable", lambda: 0.0), ("tensor", tf.constant(0.0, tf.float64)), ("float", 0.0)):
+    var = tf.Variable(np.array([1.0, -1.0]), dtype=tf.float64)
+    opt = tf_keras.optimizers.legacy.RMSprop(learning_rate=0.1, rho=0.9, momentum=momentum, epsilon=1e-3)
+    for g in grads:
+        opt.apply_gradients([(tf.constant(g), var)])
+    spec = presets.tf_keras_legacy(learning_rate=0.1, rho=0.9, momentum=momentum, epsilon=1e-3)
+    ref = run_reference(spec, np.array([1.0, -1.0]), grads)[-1]
+    outside = run_reference(spec.replace(eps_placement="outside", legacy_eps_switch=False), np.array([1.0, -1.0]),
+                            grads)[-1]
+    got = var.numpy()
+    out[label] = {"vs_preset": float(np.max(np.abs(got - ref) / np.abs(ref))),
+                  "vs_eps_outside": float(np.max(np.abs(got - outside) / np.abs(outside)))}
+print(json.dumps(out))
+"""
+
+
+def test_tf_keras_legacy_tensor_or_callable_momentum_matches_the_preset() -> None:
+    """tf_keras takes its momentum path (eps inside) for a tensor or callable momentum even at 0; the preset used to
+    put eps outside (1.3% off after 3 steps)."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("tf_keras not installed")
+    from harness.spawn import child_env
+
+    proc = subprocess.run([sys.executable, "-c", LEGACY_MOMENTUM], capture_output=True, text=True, timeout=300,
+                          env=child_env({"TF_CPP_MIN_LOG_LEVEL": "3"}), check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for label in ("callable", "tensor", "float"):
+        assert result[label]["vs_preset"] < 1e-12, result
+    assert result["callable"]["vs_eps_outside"] > 1e-3 and result["tensor"]["vs_eps_outside"] > 1e-3

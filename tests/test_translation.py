@@ -150,3 +150,46 @@ def test_parity_cli(capsys) -> None:
     assert "| torch vs keras | default lr | 0.01 -> 0.001 |" in out
     assert main(["parity", "alpha=0.9"]) == 2
     assert "unknown setting 'alpha'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ issue 14, section 3: the user's gradient scale
+def _json(capsys) -> object:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_parity_and_translate_take_any_stream_and_judge_the_worst_scale(tmp_path, capsys) -> None:
+    from harness.streams import GradientStream, record
+
+    assert main(["parity", "lr=1e-3", "decay=0.9", "--presets", "torch,keras", "--format", "json"]) == 0
+    data = _json(capsys)
+    (pair,) = data["pairs"]
+    assert len(data["sweep"]) == 9 and pair["verdict"] == "large" and pair["divergence"] > 0.9 and pair["scale"] <= 1e-4
+    assert main(["parity", "lr=1e-3", "decay=0.9", "--presets", "torch,keras", "--stream", "gaussian:scale=1e-4",
+                 "--format", "json"]) == 0
+    (pair,) = _json(capsys)["pairs"]
+    assert pair["n_scales"] == 1 and pair["divergence"] == pytest.approx(0.92, rel=0.02)
+    stream = GradientStream(StreamSpec("lognormal", 1), {"w": (3, 2)})
+    path = record(tmp_path / "mine.npz", {"w": np.stack([stream.step(t)["w"] for t in range(1, 41)])})
+    assert main(["parity", "--presets", "torch,optax", "--stream", str(path), "--format", "json"]) == 0
+    (pair,) = _json(capsys)["pairs"]
+    assert pair["n_scales"] == 1 and pair["verdict"] not in ("identical", "degenerate")
+    assert main(["translate", "--from", "torch", "lr=1e-3", "--to", "keras", "--stream", str(path),
+                 "--format", "json"]) == 1
+    (t,) = _json(capsys)
+    assert t["status"] == "closest"
+
+
+def test_nothing_moving_is_never_identical_in_parity_or_translate(capsys) -> None:
+    assert main(["parity", "--presets", "torch,keras", "--stream", "tiny", "--format", "json"]) == 0
+    assert [p["verdict"] for p in _json(capsys)["pairs"]] == ["degenerate"]
+    assert main(["translate", "--from", "torch", "lr=1e-3", "--to", "keras", "--stream", "tiny"]) == 1
+    out = capsys.readouterr().out
+    assert "not verified (degenerate: nothing moves on this stream)" in out and "nothing was verified" in out
+    assert main(["translate", "--from", "torch", "lr=1e308", "--to", "optax"]) == 1
+    assert "identical" not in capsys.readouterr().out.split("\n")[0]
+
+
+def test_translate_chooses_eps_for_the_worst_scale() -> None:
+    t = translate("torch", TORCH, "keras")
+    assert t.scale < 1e-2  # eps placement matters for small gradients: that is where it is judged
+    assert t.divergence["divergence"] == min(c[1] for c in t.eps_candidates)
