@@ -192,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
     for line in [*summary_notes(result.summary), *summary_warnings(result.summary)]:
         print(line)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
-    written = "divergence, summary, ulp_histogram" + (", parity, attribution" if len(result.parity) else "")
+    written = "divergence, summary, ulp_histogram" + (", parity, sweep, attribution, interactions"
+                                                       if len(result.parity) else "")
     print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ ({written}.parquet, "
           "env.json)")
     code = result.exit_code

@@ -47,13 +47,14 @@ class Mode:
 def choose_mode(base: Tables, cur: Tables) -> Mode:
     """exact on the same fingerprint and versions, portable otherwise (with the differences)."""
     fb, fc = base.fingerprint(), cur.fingerprint()
-    diffs = [] if fb and fc and fb.get("digest") == fc.get("digest") else fingerprint.differences(fb, fc)
+    diffs = fingerprint.differences(fb, fc)
     bp = (base.envs.get("conformance") or {}).get("packages") or {}
     cp = (cur.envs.get("conformance") or {}).get("packages") or {}
     versions = [f"{p} {bp.get(p)} vs {cp.get(p)}" for p in sorted(set(bp) | set(cp)) if bp.get(p) != cp.get(p)]
     if not diffs and not versions:
-        return Mode("exact", f"same machine fingerprint ({fb['digest'][:12]}) and package versions: conformance "
-                             "figures are bitwise reproducible here, so any change is the code's or the framework's")
+        digest = str(fb.get("digest"))[:12]
+        return Mode("exact", f"same machine fingerprint ({digest}) and package versions: conformance figures are "
+                             "bitwise reproducible here, so any change is the code's or the framework's")
     why = "; ".join([*(f"fingerprint: {d}" for d in diffs[:6]), *(f"version: {v}" for v in versions[:6])])
     return Mode("portable", f"the runs differ in what decides rounding ({why}): kernels take other paths, so "
                             "divergence is judged as share of tolerance, not in ULPs")

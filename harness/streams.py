@@ -385,6 +385,12 @@ class _Recording:
             if dtype.hasobject or dtype.kind not in "fiu":
                 raise ValueError(f"{member.filename} has dtype {dtype}; real numbers only")
             offset = f.tell()
+        from .limits import MAX_PARAMS, MAX_STEPS
+
+        per_step = math.prod(shape[1:]) if len(shape) > 1 else 1
+        if per_step > MAX_PARAMS or (shape and shape[0] > MAX_STEPS):  # claims are checked before data is read
+            raise ValueError(f"{member.filename} claims shape {tuple(shape)}: {per_step:,} parameters per step (at "
+                             f"most {MAX_PARAMS:,}) or more than {MAX_STEPS:.0e} steps")
         data = math.prod(shape) * dtype.itemsize
         if member.file_size != offset + data:
             state = "truncated" if member.file_size < offset + data else "longer than its header says"

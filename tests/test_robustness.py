@@ -222,8 +222,11 @@ def _alive(pids: list[int]) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_workers_die_with_the_driver(tmp_path, sig) -> None:
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("rmsprop-*"))
     suite = _suite(tmp_path, cases=2)
     out = tmp_path / "run"
     env = {**os.environ, "FAKE_0": "hang", "FAKE_1": "hang"}
@@ -242,10 +245,11 @@ def test_workers_die_with_the_driver(tmp_path, sig) -> None:
     while _alive(workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(workers), "a worker outlived its driver"
-    if sig == signal.SIGTERM:
-        assert code == 143 and "terminated" in driver.stderr.read()
-        assert not runfolder.load(out).complete
-    assert not list(Path("/tmp").glob(f"rmsprop-worker-*{driver.pid}*"))
+    if sig != signal.SIGKILL:
+        expected = {signal.SIGTERM: (143, "terminated"), signal.SIGINT: (130, "interrupted")}[sig]
+        assert (code, expected[1] in driver.stderr.read()) == (expected[0], True)
+    assert not runfolder.load(out).complete
+    assert set(Path(tempfile.gettempdir()).glob("rmsprop-*")) == before  # nothing left behind
 
 
 def test_a_harness_package_in_the_current_directory_is_never_imported(tmp_path) -> None:
@@ -304,7 +308,7 @@ def _bomb(path: Path, shape: tuple[int, ...], truncate: bool = False) -> Path:
     (["parity", "--stream", "TRUNCATED"], "is truncated"),
 ])
 def test_limits_and_foot_guns_are_refused_up_front_in_one_line(argv, text, tmp_path, capsys) -> None:
-    bomb = _bomb(tmp_path / "bomb.npz", (1, 400_000_000)) if "BOMB" in argv else None
+    bomb = _bomb(tmp_path / "bomb.npz", (1, 60_000_000)) if "BOMB" in argv else None
     truncated = _bomb(tmp_path / "t.npz", (5, 4), truncate=True) if "TRUNCATED" in argv else None
     argv = [str(bomb) if a == "BOMB" else str(truncated) if a == "TRUNCATED" else str(tmp_path / "out")
             if a == "OUT" else a for a in argv]
@@ -312,6 +316,18 @@ def test_limits_and_foot_guns_are_refused_up_front_in_one_line(argv, text, tmp_p
     assert _code(argv) == 2
     _one_line(capsys.readouterr().err, text)
     assert time.monotonic() - started < 30
+
+
+def test_a_zip_bomb_recording_never_reaches_the_driver_s_memory(tmp_path) -> None:
+    """A 0.5 MB file that inflates to 480 MB (or claims 8 TB): refused from its header, in bounded memory."""
+    bomb = _bomb(tmp_path / "bomb.npz", (1, 60_000_000))
+    assert bomb.stat().st_size < 1_000_000
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "parity", "--stream", str(bomb)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2
+    assert usage.ru_maxrss * 1024 < 300e6, usage.ru_maxrss  # the harness itself, not the inflated data
+    assert b"60,000,000 parameters per step" in proc.stderr.read()
 
 
 def test_the_current_directory_and_a_baseline_are_never_run_folders(tmp_path, capsys, monkeypatch) -> None:
