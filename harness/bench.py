@@ -806,7 +806,7 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
         if folder is None or (not force and time.monotonic() - last[0] < 2.0):
             return
         frame = _finish(rows, suite.name, specs) if rows else pd.DataFrame(columns=THROUGHPUT_COLUMNS)
-        environment.finish(env, hellos, started, 0)
+        environment.finish(env, hellos, started)
         folder.publish({"throughput": frame}, env, finished[0], complete)
         last[0] = time.monotonic()
 

@@ -263,6 +263,12 @@ def _bench(args: argparse.Namespace) -> int:
 
         write_report(args.out)
         print(f"report: {args.out}/report.md, {args.out}/report.html (+ throughput.csv)")
+    for device in [d for d in devices or [] if d != "auto"]:
+        measured = tp[(tp["device"] == device) & (tp["status"] != "skipped")] if "device" in tp else tp.iloc[:0]
+        if measured.empty:  # a GPU benchmark job must not pass on a machine without a GPU
+            print(f"{_PROG}: error: --device {device}: nothing was measured on it (no {device} visible; --device "
+                  "auto measures where a device is visible)", file=sys.stderr)
+            return 2
     return 1 if (tp["status"] == "error").any() else 0
 
 

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,14 +47,13 @@ def environment(**extra: Any) -> dict[str, Any]:
     }
 
 
-def finish(env: dict[str, Any], hellos: list[dict[str, Any]], started: float, now: float) -> None:
-    """Complete ``env`` at a publish: workers' hellos, the fingerprint, wall time."""
-    import time
-
+def finish(env: dict[str, Any], hellos: list[dict[str, Any]], started: float) -> None:
+    """Complete ``env`` before a publish: the workers' hellos, the fingerprint, the wall time since
+    ``started`` (a `time.perf_counter` reading)."""
     env["workers"] = {f"worker{n}": h for n, h in enumerate(hellos)}
     env["fingerprint"] = fingerprint.fingerprint(env.get("machine") or fingerprint.machine(), hellos)
     env["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    env["wall_seconds"] = round(now - started, 3) if now else round(time.perf_counter() - started, 3)
+    env["wall_seconds"] = round(time.perf_counter() - started, 3)
 
 
 __all__ = ["FRAMEWORK_PACKAGES", "environment", "finish", "git"]

@@ -296,12 +296,15 @@ class RunWriter:
             self.divergence.extend({"_order": order, **r} for r in rows)
             self.ulp.extend({"_order": order, **r} for r in ulp)
 
-    def publish(self, env: dict, complete: bool = False, force: bool = False) -> None:
-        """A new generation on disk, at most every `PUBLISH_EVERY` seconds unless ``force``."""
-        if self.folder is None or (not force and time.monotonic() - self.last < PUBLISH_EVERY):
-            return
-        self.folder.publish(self.tables(), env, self.finished, complete)
-        self.last = time.monotonic()
+    def due(self) -> bool:
+        """Whether a generation is due (one at most every `PUBLISH_EVERY` seconds)."""
+        return self.folder is not None and time.monotonic() - self.last >= PUBLISH_EVERY
+
+    def publish(self, env: dict, complete: bool = False) -> None:
+        """A new generation of every table on disk."""
+        if self.folder is not None:
+            self.folder.publish(self.tables(), env, self.finished, complete)
+            self.last = time.monotonic()
 
     def close(self) -> None:
         if self.folder is not None:
@@ -386,16 +389,17 @@ def run_suite(
         filters={"adapters": adapters, "devices": devices, "dtypes": dtypes, "cases": cases})
     started = time.perf_counter()
     hellos: list[dict] = []
-    environment.finish(env, hellos, started, 0)
-    writer.publish(env, force=True)
+    environment.finish(env, hellos, started)
+    writer.publish(env)
     references = _References()
     payloads: dict[int, dict] = {}
     complete = False
 
     def finish(i: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
         writer.add(i, summary, rows, ulp)
-        environment.finish(env, hellos, started, 0)
-        writer.publish(env)  # at most every PUBLISH_EVERY seconds
+        if writer.due():
+            environment.finish(env, hellos, started)
+            writer.publish(env)
         if progress is not None:
             progress(writer.finished, len(tasks), summary or {})
 
@@ -453,9 +457,9 @@ def run_suite(
         spawn.kill_all()  # interrupted (Ctrl-C, SIGTERM): no worker outlives the driver
         raise
     finally:
-        environment.finish(env, hellos, started, 0)
+        environment.finish(env, hellos, started)
         env["complete"] = complete
-        writer.publish(env, complete=complete, force=True)
+        writer.publish(env, complete=complete)
         writer.close()
     tables = writer.tables()
     empty = {name: pd.DataFrame(columns=schema.COLUMNS[name]) for name in ("parity", "attribution", "sweep",

@@ -190,6 +190,15 @@ def test_what_an_adapter_prints_is_never_taken_for_a_result(fake_bench, monkeypa
     assert "forged" not in set(tp["adapter"]) and set(tp.loc[tp["adapter"] == "fake", "status"]) == {"ok"}
 
 
+def test_an_explicit_device_that_measured_nothing_is_exit_2(fake_bench, tmp_path, capsys) -> None:
+    argv = ["bench", "--suite", str(fake_bench), "--adapter", "fake", "--out", str(tmp_path / "b"), "--no-progress",
+            "--no-report", "--min-time", "0.01"]
+    assert main([*argv, "--device", "gpu"]) == 2
+    assert capsys.readouterr().err.strip() == ("rmsprop-harness: error: --device gpu: nothing was measured on it (no "
+                                               "gpu visible; --device auto measures where a device is visible)")
+    assert main([*argv, "--device", "auto"]) == 0
+
+
 def test_a_malformed_row_from_a_worker_is_an_error_row() -> None:
     from harness.bench import _clean_row
 
