@@ -13,7 +13,9 @@ The fingerprint holds:
   blank out) and the instruction-set flags that change arithmetic (`ROUNDING_FLAGS`);
 * ``numpy``: its SIMD dispatch (``found``) and BLAS, which the reference's norms use;
 * ``frameworks``: what each worker reported after importing its framework: torch's CPU
-  capability (``ATEN_CPU_CAPABILITY``) and oneDNN, TensorFlow's oneDNN switch, JAX's backend;
+  capability (``ATEN_CPU_CAPABILITY``), oneDNN, MKL and BLAS, TensorFlow's oneDNN switch, JAX's
+  backend (MKL, OpenBLAS and oneDNN pick their kernels from the CPU flags above, unless one of
+  the variables below caps them);
 * ``env``: the variables that override any of those dispatches (`DISPATCH_ENV`);
 * ``gpus``: name and driver of every GPU a worker used.
 
@@ -86,8 +88,12 @@ def dispatch() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         with contextlib.suppress(Exception):
+            config = torch.__config__.show()
+            blas = next((part.split("=", 1)[1] for part in config.replace(",", " ").split()
+                         if part.startswith("BLAS_INFO=")), None)
             out["torch"] = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                            "mkldnn": bool(torch.backends.mkldnn.is_available())}
+                            "mkldnn": bool(torch.backends.mkldnn.is_available()),
+                            "mkl": bool(torch.backends.mkl.is_available()), "blas": blas}
             if torch.cuda.is_available():
                 out["torch"]["cuda"] = torch.version.cuda
                 out["torch"]["cudnn"] = torch.backends.cudnn.version()
@@ -100,7 +106,7 @@ def dispatch() -> dict[str, Any]:
     jax = sys.modules.get("jax")
     if jax is not None:
         with contextlib.suppress(Exception):
-            out["jax"] = {"backend": jax.default_backend(), "x64": bool(jax.config.jax_enable_x64)}
+            out["jax"] = {"backend": jax.default_backend(), "devices": sorted({d.device_kind for d in jax.devices()})}
     overrides = {k: os.environ[k] for k in DISPATCH_ENV if k in os.environ}
     if overrides:
         out["env"] = overrides  # as this worker saw them (its adapter's environment included)
@@ -129,10 +135,14 @@ def machine() -> dict[str, Any]:
 
 def fingerprint(machine_part: dict[str, Any], hellos: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The whole fingerprint with its ``digest``; ``hellos`` are the workers' hello messages."""
-    frameworks: dict[str, Any] = {}
-    for hello in hellos or []:
+    seen: dict[str, set[str]] = {}
+    for hello in hellos or []:  # workers say hello in any order: merge them order-free
         for name, value in (hello.get("dispatch") or {}).items():
-            frameworks.setdefault(name, value)
+            seen.setdefault(name, set()).add(json.dumps(value, sort_keys=True, default=str))
+    frameworks: dict[str, Any] = {}
+    for name in sorted(seen):
+        values = [json.loads(v) for v in sorted(seen[name])]
+        frameworks[name] = values[0] if len(values) == 1 else values
     cpu_part = machine_part.get("cpu", {})
     identity = {
         "cpu": {k: cpu_part.get(k) for k in ("machine", "vendor", "family", "model", "flags")},

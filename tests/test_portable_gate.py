@@ -27,6 +27,8 @@ def test_a_real_fingerprint_is_recorded() -> None:
     assert part["numpy"]["version"] == np.__version__ and "simd" in part["numpy"]
     fp = fingerprint(part, [{"dispatch": {"torch": {"cpu_capability": "AVX2"}}}])
     assert len(fp["digest"]) == 64 and fp["frameworks"] == {"torch": {"cpu_capability": "AVX2"}}
+    hellos = [{"dispatch": {"jax": {"backend": "cpu"}}}, {"dispatch": {"torch": {"cpu_capability": "AVX2"}}}]
+    assert fingerprint(part, hellos)["digest"] == fingerprint(part, hellos[::-1])["digest"]  # workers race
     other = fingerprint(part, [{"dispatch": {"torch": {"cpu_capability": "AVX512"}}}])
     assert other["digest"] != fp["digest"]
     assert differences(fp, other) == ["frameworks.torch: {'cpu_capability': 'AVX2'} vs {'cpu_capability': "

@@ -96,7 +96,7 @@ def test_planted_symlinks_are_never_followed(tmp_path, capsys, monkeypatch) -> N
 def test_a_second_run_on_the_same_folder_is_refused_and_the_first_finishes(tmp_path) -> None:
     suite = _suite(tmp_path, cases=3)
     out = tmp_path / "run"
-    env = {**os.environ, "FAKE_0": "sleep", "FAKE_SLEEP": "4"}
+    env = {**os.environ, "FAKE_0": "sleep", "FAKE_SLEEP": "8"}
     first = subprocess.Popen(_run_cmd(suite, out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
