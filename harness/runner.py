@@ -425,14 +425,21 @@ def run_suite(
                 for i in indices:
                     results.put((i, {"status": "error", "reason": f"worker driver failed: {exc}"}))
 
-        slots = threading.Semaphore(jobs or max(1, min(len(groups), os.cpu_count() or 1)))
+        # the largest groups first (longest processing time first): the run ends when its last worker does
+        backlog: queue.Queue = queue.Queue()
+        for indices in sorted(groups.values(), key=len, reverse=True):
+            backlog.put(indices)
 
-        def limited(indices: list[int]) -> None:
-            with slots:
+        def runner() -> None:
+            while True:
+                try:
+                    indices = backlog.get_nowait()
+                except queue.Empty:
+                    return
                 work(indices)
 
-        for indices in groups.values():
-            threading.Thread(target=limited, args=(indices,), daemon=True).start()
+        for _ in range(jobs or max(1, min(len(groups), os.cpu_count() or 1))):
+            threading.Thread(target=runner, daemon=True).start()
         if suite.parity and (parity_scenarios or (parity_scenarios is None and cases is None)):
             _parity(suite, writer, env)
         while len(payloads) < len(runnable):

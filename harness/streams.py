@@ -45,8 +45,11 @@ member is read by seeking to the rows needed.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,12 +276,29 @@ class GradientStream:
 
     def steps(self, stop: int, dtype: str = "float64", as_native: bool = False) -> Iterator[dict[str, np.ndarray]]:
         """Per-step gradients rounded to ``dtype``, generated chunk by chunk: float64 values
-        (`cast`, for the reference) or arrays a framework converts exactly (`native`)."""
+        (`cast`, for the reference) or arrays a framework converts exactly (`native`).
+
+        A stream small enough (`CACHE_BYTES`) is generated once per process and kept: the tasks of a
+        worker and the references of a run replay the same streams in every dtype, and generating
+        them (a Philox generator per tensor and step) cost more than the reference itself. The values
+        are the same either way: rounding is elementwise."""
         convert = native if as_native else cast
+        whole = _CACHE.get(self, stop)
+        if whole is not None:
+            for i in range(stop):
+                yield {n: convert(a[i], dtype) for n, a in whole.items()}
+            return
         for chunk in self.chunks(stop):
             chunk = {n: convert(a, dtype) for n, a in chunk.items()}
             for i in range(len(next(iter(chunk.values())))):
                 yield {n: a[i] for n, a in chunk.items()}
+
+    def cache_key(self, stop: int) -> tuple | None:
+        """What identifies this stream's first ``stop`` steps (None: not cached, an in-memory stream)."""
+        if self.spec.kind == "arrays":
+            return None
+        options = json.dumps(dict(self.spec.options), sort_keys=True, default=str)
+        return (self.spec.kind, self.spec.seed, options, tuple(sorted(self.shapes.items())), self.gain, stop)
 
     def recorded_params(self) -> dict[str, np.ndarray] | None:
         """Initial parameters stored with a recording (``params/<name>``), if any."""
@@ -287,6 +307,41 @@ class GradientStream:
         if self.spec.kind == "arrays" and self.spec.option("params") is not None:
             return {n: np.asarray(a, np.float64) for n, a in self.spec.option("params").items()}
         return None
+
+
+class _StreamCache:
+    """Whole float64 streams, least recently used first, within `CACHE_BYTES` (one per process)."""
+
+    def __init__(self, budget: int):
+        self.budget, self.used = budget, 0
+        self.items: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, stream: GradientStream, stop: int) -> dict[str, np.ndarray] | None:
+        key = stream.cache_key(stop)
+        size = 8 * stop * sum(math.prod(s) for s in stream.shapes.values())
+        if key is None or size > self.budget // 4:
+            return None
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        whole: dict[str, list[np.ndarray]] = {n: [] for n in stream.shapes}
+        for chunk in stream.chunks(stop):
+            for n, a in chunk.items():
+                whole[n].append(a)
+        arrays = {n: np.concatenate(parts) for n, parts in whole.items()}
+        with self.lock:
+            self.items[key] = arrays
+            self.used += size
+            while self.used > self.budget and len(self.items) > 1:
+                _, old = self.items.popitem(last=False)
+                self.used -= sum(a.nbytes for a in old.values())
+        return arrays
+
+
+CACHE_BYTES = 512 << 20
+_CACHE = _StreamCache(CACHE_BYTES)
 
 
 def initial_params(shapes: Shapes, seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:

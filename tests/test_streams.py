@@ -148,3 +148,32 @@ def test_initial_params_are_seeded_and_independent_of_the_gradients() -> None:
     np.testing.assert_array_equal(a["w2"], b["w2"])
     assert not np.array_equal(a["w2"], GradientStream(StreamSpec("gaussian", 0), SHAPES).step(1)["w2"])
     assert initial_params(SHAPES, 0, scale=0.5)["bias"].tolist() == (a["bias"] * 0.5).tolist()
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "lognormal", "mixed_scale", "sparse", "nonfinite", "alternating"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
+def test_a_cached_stream_replays_the_same_bits(kind, dtype, monkeypatch) -> None:
+    """Streams are generated once per process and kept (`CACHE_BYTES`); the values must not change."""
+    from harness import streams
+
+    shapes = {"w": (5, 4), "b": (3,)}
+    cached = list(streams.GradientStream(StreamSpec(kind, 7), shapes).steps(30, dtype, as_native=True))
+    again = list(streams.GradientStream(StreamSpec(kind, 7), shapes).steps(30, dtype, as_native=True))
+    monkeypatch.setattr(streams._CACHE, "budget", 0)  # nothing cached: the chunked generator
+    fresh = list(streams.GradientStream(StreamSpec(kind, 7), shapes).steps(30, dtype, as_native=True))
+    for a, b, c in zip(cached, again, fresh, strict=True):
+        for n in shapes:
+            assert a[n].dtype == c[n].dtype
+            np.testing.assert_array_equal(a[n], c[n])
+            np.testing.assert_array_equal(b[n], c[n])
+
+
+def test_the_stream_cache_keeps_to_its_budget() -> None:
+    from harness.streams import _StreamCache
+
+    cache = _StreamCache(4 * 8 * 10 * 100)  # room for 4 streams of 10 steps x 100 values
+    for seed in range(10):
+        assert cache.get(GradientStream(StreamSpec("gaussian", seed), {"w": (100,)}), 10) is not None
+    assert len(cache.items) == 4 and cache.used <= cache.budget
+    too_big = GradientStream(StreamSpec("gaussian", 0), {"w": (100_000,)})
+    assert cache.get(too_big, 10) is None  # larger than a quarter of the budget: streamed, never kept
