@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reference import implementations
+
 from . import fingerprint
 from .adapters._common import cpu_name, package_version
-
-#: Distributions whose versions every env.json reports (a framework's version changes its kernels).
-FRAMEWORK_PACKAGES = ("torch", "tensorflow", "tf_keras", "keras", "jax", "jaxlib", "optax")
 
 
 def git() -> dict[str, Any]:
@@ -39,7 +38,7 @@ def environment(**extra: Any) -> dict[str, Any]:
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "machine": fingerprint.machine(),
-        "packages": {p: package_version(p) for p in ("numpy", "pandas", "pyarrow", *FRAMEWORK_PACKAGES)},
+        "packages": {p: package_version(p) for p in ("numpy", "pandas", "pyarrow", *implementations.packages())},
         "git": git(),
         "command": sys.argv,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -56,4 +55,11 @@ def finish(env: dict[str, Any], hellos: list[dict[str, Any]], started: float) ->
     env["wall_seconds"] = round(time.perf_counter() - started, 3)
 
 
-__all__ = ["FRAMEWORK_PACKAGES", "environment", "finish", "git"]
+def __getattr__(name: str):
+    if name == "FRAMEWORK_PACKAGES":  # distributions whose versions every env.json reports (the records')
+        return implementations.packages()
+    raise AttributeError(name)
+
+
+__all__ = [  # noqa: F822 - FRAMEWORK_PACKAGES is computed from the implementation records
+    "FRAMEWORK_PACKAGES", "environment", "finish", "git"]

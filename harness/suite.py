@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from reference import RMSpropSpec, presets
+from reference import RMSpropSpec, implementations, presets
 from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args, native_args
 
@@ -275,7 +275,7 @@ class _Loader:
             settings = table.get("settings", {})
             if not isinstance(settings, dict):
                 raise self.fail(where + "settings", "expected a table { lr = ..., decay = ..., ... }")
-            names = table.get("presets", list(Scenario.__dataclass_fields__["presets"].default))
+            names = table.get("presets", list(implementations.parity_presets()))
             if not isinstance(names, list) or not all(isinstance(p, str) for p in names):
                 raise self.fail(where + "presets", f"expected a list of preset names, got {names!r}")
             steps = table.get("steps", STANDARD_STEPS)

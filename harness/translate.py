@@ -25,26 +25,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference import RMSpropSpec, presets
+from reference import RMSpropSpec, implementations, presets
 from reference.errors import InputError, InputValueError
 from reference.translate import Unsupported, native_args
 
 from .attribution import attribute, label
 from .parity import Scenario, Sweep
 
-#: How each target's arguments are written in a script.
-CALLS = {
-    "torch": "torch.optim.RMSprop(params, {})",
-    "keras": "keras.optimizers.RMSprop({})",
-    "keras_jax": "keras.optimizers.RMSprop({})  # KERAS_BACKEND=jax",
-    "keras_torch": "keras.optimizers.RMSprop({})  # KERAS_BACKEND=torch",
-    "tf_keras": "tf_keras.optimizers.RMSprop({})",
-    "tf_keras_legacy": "tf_keras.optimizers.legacy.RMSprop({})",
-    "tf1": "tf.compat.v1.train.RMSPropOptimizer({})",
-    "tf_raw": "tf.raw_ops.ResourceApplyRMSProp(var, ms, mom, {}, grad)",
-    "optax": "optax.rmsprop({})",
-    "spec": "reference.RMSpropSpec({})",
-}
 STATUSES = ("exact", "equivalent", "closest", "degenerate")
 _MAX_RELAX = 12
 
@@ -106,11 +93,8 @@ def _shown_args(target: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def call_text(target: str, args: dict[str, Any]) -> str:
-    if target == "tf_raw":
-        op = "ResourceApplyCenteredRMSProp" if args.get("centered") else "ResourceApplyRMSProp"
-        shown = ", ".join(f"{k}={args[k]!r}" for k in ("lr", "rho", "momentum", "epsilon"))
-        return f"tf.raw_ops.{op}(var, ms, mom, {shown}, grad)  # ms initialised to {args.get('ms_init', 0.0)!r}"
-    return CALLS[target].format(", ".join(f"{k}={v!r}" for k, v in args.items()))
+    """How the target's call is written in a script (its implementation record says)."""
+    return implementations.get(target).write_call(args)
 
 
 def _eps_candidates(eps: float, to: str) -> list[float]:
@@ -126,8 +110,8 @@ def translate(source: str, source_args: dict[str, Any], target: str, scenario: S
               ) -> Translation:
     """The verified translation of ``source(**source_args)`` into ``target``'s arguments."""
     for name in (source, target):
-        if name not in presets.PRESETS:
-            raise TranslateError(f"unknown framework {name!r}; known: {', '.join(presets.PRESETS)}")
+        if name not in implementations.names():
+            raise TranslateError(f"unknown framework {name!r}; known: {', '.join(implementations.names())}")
     try:
         spec = presets.get(source)(**source_args)
     except InputError as exc:

@@ -17,23 +17,18 @@ never sinks the run.
 
 from __future__ import annotations
 
-import importlib
-import re
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reference.errors import InputKeyError
-
 from . import channel, spawn, wire
 from .adapters import ADAPTERS, BUILTIN, AdapterInfo, Task
+from .loading import STARTUP_GRACE, describe_main, instantiate
+from .loading import explain as _describe
 
 Payload = dict[str, Any]
-STARTUP_GRACE = 120.0  # seconds a worker may spend importing its framework before the first task
-ADAPTER_ATTRIBUTES = ("name", "available", "run", "devices", "unsupported")
 
 
 def run_worker(
@@ -105,78 +100,6 @@ def _one_worker(python, env, targets, tasks, pending, on_result, on_hello, user_
 
 
 # ---------------------------------------------------------------- worker side
-def _describe(exc: BaseException) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}{where}"[:500]
-
-
-def instantiate(target: str):
-    """``"module:attr"`` (attr may be dotted): the adapter that class or factory returns."""
-    module, _, attr = target.partition(":")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj()
-
-
-TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
-
-
-def describe(target: str, env: dict[str, str] | None = None, python: str = sys.executable,
-             timeout: float = STARTUP_GRACE) -> dict[str, Any]:
-    """The class attributes of a user adapter, read in a subprocess (its module imports its
-    framework); `KeyError` with one line when it cannot be loaded or is not an adapter."""
-    if not TARGET.fullmatch(target):
-        raise InputKeyError(f"adapter {target!r}: expected package.module:factory")
-    worker = spawn.Worker("worker", ["--describe", target], env or {}, None, str(Path.cwd()), python)
-    try:
-        message = channel.Reader(worker.read_fd).read(time.monotonic() + timeout, 0)
-    except TimeoutError:
-        raise InputKeyError(f"adapter {target}: importing it took more than {timeout:.0f} s") from None
-    except (channel.PeerClosed, channel.ChannelError):
-        worker.close()
-        raise InputKeyError(f"adapter {target}: describe exited with code {worker.proc.returncode}: "
-                       f"{worker.last_line()}") from None
-    finally:
-        worker.close()
-    meta = message.body
-    if message.kind != "describe" or "error" in meta:
-        raise InputKeyError(f"adapter {target}: {meta.get('error', 'no description')}")
-    return meta
-
-
-def _describe_main(fd: int, target: str) -> int:
-    from reference import presets
-
-    try:
-        adapter = instantiate(target)
-        missing = [m for m in ADAPTER_ATTRIBUTES if not hasattr(adapter, m)]
-        if missing:
-            raise TypeError(f"{type(adapter).__name__} is not an adapter (no {', '.join(missing)}); "
-                            "subclass harness.adapters.Adapter")
-        preset = getattr(adapter, "preset", "spec")
-        if preset not in presets.PRESETS:
-            raise ValueError(f"preset {preset!r} is not one of {', '.join(presets.PRESETS)}")
-        name = str(adapter.name)
-        if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,100}", name):
-            raise ValueError(f"name {name!r}: use letters, digits and _.+-")
-        kinds = tuple(getattr(adapter, "device_kinds", ("cpu", "gpu")))
-        if not kinds or any(k not in ("cpu", "gpu") for k in kinds):
-            raise ValueError(f"device_kinds {kinds!r}: a tuple from cpu, gpu")
-        family = str(getattr(adapter, "family", None) or preset)
-        if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,100}", family):
-            raise ValueError(f"family {family!r}: use letters, digits and _.+-")
-        meta = {"name": name, "preset": preset, "family": family,
-                "env": {str(k): str(v) for k, v in dict(getattr(adapter, "env", {}) or {}).items()},
-                "devices": list(kinds)}
-    except Exception as exc:
-        meta = {"error": f"cannot load: {_describe(exc)}"}
-    channel.send(fd, "describe", meta)
-    return 0
-
-
 def _load(targets: dict[str, str]) -> tuple[dict, dict]:
     """Instantiate adapters; ``status`` maps a name to (status, reason) when it cannot run."""
     adapters, status = {}, {}
@@ -256,5 +179,5 @@ def _main(fd: int) -> int:
 if __name__ == "__main__":
     spawn.worker_start()
     if len(sys.argv) > 3 and sys.argv[2] == "--describe":
-        sys.exit(_describe_main(int(sys.argv[1]), sys.argv[3]))
+        sys.exit(describe_main(int(sys.argv[1]), sys.argv[3]))
     sys.exit(_main(int(sys.argv[1])))

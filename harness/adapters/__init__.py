@@ -1,22 +1,27 @@
 """The adapter registry: names, where each adapter lives, its preset and its process environment.
 
-Nothing here imports a framework. An adapter (see `base.Adapter`) is created
-inside a worker process from ``target`` (``"module:Class"`` or ``"module:factory"``);
-adapters with the same module and environment share one worker process.
+Built-in adapters are found through the implementation records (`reference.implementations`:
+each lists the ``module:Class`` of the adapters that drive it); each adapter class declares its
+own ``name``, ``preset``, ``family``, ``env`` and ``device_kinds``, and the registry reads them.
+Importing an adapter module imports no framework (frameworks are imported inside its methods),
+so the driver can read the classes. An adapter is created inside a worker process from its
+target; adapters with the same module and environment share one worker process.
 
 User-supplied adapters join the registry on first use, by entry point (group
 ``rmsprop_harness.adapters``, name -> ``package.module:factory``) or by target
-(``--adapter package.module:factory``). Their module is imported only in a
-subprocess (`harness.worker.describe`), which reports the class attributes the
-driver needs: name, preset, family, env and device kinds.
+(``--adapter package.module:factory``). Their module is imported only in a subprocess
+(`harness.loading.describe`), which reports the same class attributes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 
+from reference import implementations
 from reference.errors import InputKeyError
 
+from ..loading import attributes, describe, resolve_target
 from .base import STATE_KINDS, Adapter, BenchPoint, Snapshot, Stepper, Task
 
 __all__ = ["ADAPTERS", "BUILTIN", "ENTRY_POINT_GROUP", "ONE_THREAD", "STATE_KINDS", "Adapter", "AdapterInfo",
@@ -57,33 +62,77 @@ class AdapterInfo:
         return (self.module, tuple(sorted(self.env.items())))
 
 
-def _info(name: str, target: str, preset: str, family: str, devices: tuple[str, ...] = ("cpu", "gpu"),
-          **env: str) -> AdapterInfo:
-    return AdapterInfo(name, target, preset, family, {**ONE_THREAD, **env}, devices)
+def info(target: str, meta: dict) -> AdapterInfo:
+    """An `AdapterInfo` from an adapter's described attributes (`harness.loading.attributes`)."""
+    return AdapterInfo(meta["name"], target, meta["preset"], meta["family"], {**ONE_THREAD, **meta["env"]},
+                       tuple(meta["devices"]))
 
 
-_T, _K, _TF = "harness.adapters.torch_adapter", "harness.adapters.keras_adapter", "harness.adapters.tf_adapter"
-ADAPTERS: dict[str, AdapterInfo] = {
-    a.name: a
-    for a in (
-        _info("torch.single", f"{_T}:Single", "torch", "torch"),
-        _info("torch.foreach", f"{_T}:Foreach", "torch", "torch"),
-        _info("torch.capturable", f"{_T}:Capturable", "torch", "torch", ("gpu",)),
-        _info("keras.tensorflow", f"{_K}:KerasTensorflow", "keras", "keras", KERAS_BACKEND="tensorflow"),
-        _info("keras.jax", f"{_K}:KerasJax", "keras_jax", "keras", KERAS_BACKEND="jax", JAX_ENABLE_X64="1"),
-        _info("keras.torch", f"{_K}:KerasTorch", "keras_torch", "keras", KERAS_BACKEND="torch"),
-        _info("tf_keras", f"{_TF}:TFKeras", "tf_keras", "tf_keras"),
-        _info("tf_keras_legacy", f"{_TF}:TFKerasLegacy", "tf_keras_legacy", "tf_keras_legacy"),
-        _info("tf1", f"{_TF}:TF1", "tf1", "tf1"),
-        _info("tf1.function", f"{_TF}:TF1Function", "tf1", "tf1"),
-        _info("tf.raw", f"{_TF}:TFRaw", "tf_raw", "tf_raw"),
-        _info("optax", "harness.adapters.optax_adapter:Optax", "optax", "optax", JAX_ENABLE_X64="1"),
-    )
-}
+def builtin_adapters() -> dict[str, AdapterInfo]:
+    """Every adapter the implementation records list, read from its class attributes."""
+    out: dict[str, AdapterInfo] = {}
+    for record in implementations.all_records():
+        for target in record.adapters:
+            cls = resolve_target(target)
+            meta = attributes(cls, implementations.names())
+            if meta["preset"] != record.name:
+                raise ValueError(f"{target} declares preset {meta['preset']!r} but is listed by {record.name!r}")
+            out[meta["name"]] = info(target, meta)
+    return out
 
 
-BUILTIN = frozenset(ADAPTERS)
+class _Registry(MutableMapping):
+    """The built-in adapters (read when first needed) plus user adapters registered in this process."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, AdapterInfo] | None = None
+
+    def _all(self) -> dict[str, AdapterInfo]:
+        if self._items is None:
+            self._items = builtin_adapters()
+        return self._items
+
+    def __getitem__(self, name: str) -> AdapterInfo:
+        return self._all()[name]
+
+    def __setitem__(self, name: str, value: AdapterInfo) -> None:
+        self._all()[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+ADAPTERS: MutableMapping[str, AdapterInfo] = _Registry()
 _USER_TARGETS: dict[str, str] = {}  # target -> registered name
+
+
+class _Builtin:
+    """The names of the built-in adapters (a set view; adapters registered later are not built in)."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in _builtin_names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_builtin_names())
+
+
+_NAMES: frozenset[str] | None = None
+
+
+def _builtin_names() -> frozenset[str]:
+    global _NAMES
+    if _NAMES is None:
+        _NAMES = frozenset(a.name for a in builtin_adapters().values())
+    return _NAMES
+
+
+BUILTIN = _Builtin()
 
 
 def entry_points() -> dict[str, str]:
@@ -96,27 +145,23 @@ def entry_points() -> dict[str, str]:
 def register_user_adapter(target: str, name: str | None = None) -> AdapterInfo:
     """Describe ``target`` (``"package.module:factory"``) in a subprocess and add it to `ADAPTERS`.
 
-    ``name`` (an entry point's name) overrides the adapter's own ``name``. `KeyError` with
+    ``name`` (an entry point's name) overrides the adapter's own ``name``. `InputKeyError` with
     one line when the target cannot be imported, is not an adapter, or clashes with a name."""
     if target in _USER_TARGETS and (name is None or _USER_TARGETS[target] == name):
         return ADAPTERS[_USER_TARGETS[target]]
-    from ..worker import describe
-
     meta = describe(target, {**ONE_THREAD})
     name = name or meta["name"]
     if name in ADAPTERS and ADAPTERS[name].target != target:
         raise InputKeyError(f"adapter {target}: its name {name!r} is already taken by {ADAPTERS[name].target}")
-    info = AdapterInfo(name, target, meta["preset"], meta["family"], {**ONE_THREAD, **meta["env"]},
-                       tuple(meta["devices"]))
-    ADAPTERS[name] = info
+    ADAPTERS[name] = info(target, {**meta, "name": name})
     _USER_TARGETS[target] = name
-    return info
+    return ADAPTERS[name]
 
 
 def resolve(patterns: list[str], known: list[str] | None = None, targets: bool = True) -> list[str]:
     """Adapter names matching ``patterns``: a full name (``torch.single``), a family prefix
     (``torch`` -> ``torch.single``, ``torch.foreach``, ...), an installed entry point's name or
-    (``targets``) a ``package.module:factory`` target (both registered on first use). `KeyError`
+    (``targets``) a ``package.module:factory`` target (both registered on first use). `InputKeyError`
     names an unknown one. Suites pass ``targets=False``: a suite file never makes the harness
     import a module the user did not name on the command line."""
     out: list[str] = []
@@ -126,15 +171,16 @@ def resolve(patterns: list[str], known: list[str] | None = None, targets: bool =
         names = list(ADAPTERS) if known is None else known
         hits = [a for a in names if a == pattern or a.startswith(pattern + ".")]
         if not hits and ":" in pattern and not targets:
-            raise InputKeyError(f"adapter {pattern!r} is a Python target: suites name adapters (built-in or installed "
-                           "entry points); give a package.module:factory target on the command line with --adapter")
+            raise InputKeyError(f"adapter {pattern!r} is a Python target: suites name adapters (built-in or "
+                                "installed entry points); give a package.module:factory target on the command line "
+                                "with --adapter")
         if not hits and known is None:
             hits = _user(pattern)
         if not hits:
             plugins = sorted(entry_points())
             extra = f"; installed entry points: {', '.join(plugins)}" if plugins else ""
             raise InputKeyError(f"unknown adapter {pattern!r}; known: {', '.join(names)}{extra} "
-                           "(or give package.module:factory)")
+                                "(or give package.module:factory)")
         out += [h for h in hits if h not in out]
     return out
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import ClassVar
 
 from ._common import cpu_name, missing, package_version
 from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 _SLOTS = {"_velocities": "nu", "_average_gradients": "mu", "_momentums": "trace"}
@@ -133,11 +132,17 @@ def _state(opt, names: list[str]) -> dict[str, dict]:
 
 class KerasTensorflow(Keras):
     name = "keras.tensorflow"
+    preset, family = "keras", "keras"
+    env: ClassVar[dict[str, str]] = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 class KerasJax(Keras):
     name = "keras.jax"
+    preset, family = "keras_jax", "keras"
+    env: ClassVar[dict[str, str]] = {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 class KerasTorch(Keras):
     name = "keras.torch"
+    preset, family = "keras_torch", "keras"
+    env: ClassVar[dict[str, str]] = {"KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "2"}

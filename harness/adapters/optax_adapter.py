@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ def _state_fields(state: Any, out: dict[str, Any]) -> dict[str, Any]:
 class Optax(Adapter):
     name = "optax"
     framework = "optax"
+    preset = family = "optax"
+    env: ClassVar[dict[str, str]] = {"JAX_ENABLE_X64": "1"}
     dtypes = ("float16", "bfloat16", "float32", "float64")
 
     def available(self) -> str | None:

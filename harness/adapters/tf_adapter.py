@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import ClassVar
 
 from ._common import cpu_name, missing, package_version
 from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 class _TensorFlow(Adapter):
     framework = "tensorflow"
+    env: ClassVar[dict[str, str]] = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     dtypes = ("float16", "bfloat16", "float32", "float64")
 
     def available(self) -> str | None:
@@ -102,6 +100,7 @@ class _TensorFlow(Adapter):
 
 class TFKeras(_TensorFlow):
     name = "tf_keras"
+    preset = family = "tf_keras"
     BENCH = {  # noqa: RUF012 - class constant
         "jit_compile": ("apply_gradients in a tf.function; the optimizer's default jit_compile=True compiles "
                         "its update with XLA", True, {}),
@@ -124,6 +123,7 @@ class TFKeras(_TensorFlow):
 
 class TFKerasLegacy(_TensorFlow):
     name = "tf_keras_legacy"
+    preset = family = "tf_keras_legacy"
 
     def optimizer(self, kwargs, scheduled):
         import tf_keras
@@ -133,6 +133,7 @@ class TFKerasLegacy(_TensorFlow):
 
 class TF1(_TensorFlow):
     name = "tf1"
+    preset = family = "tf1"
     BENCH = {"eager": _TensorFlow.BENCH["eager"]}  # noqa: RUF012 - tf1.function is the traced one
 
     _lr: float = 0.0
@@ -152,6 +153,7 @@ class TF1Function(_TensorFlow):
     """TF1's optimizer traced into one ``tf.function`` (graph mode), as TF2 code runs it."""
 
     name = "tf1.function"
+    preset = family = "tf1"
     BENCH = {"tf.function": ("apply_gradients traced once into a tf.function", False, {})}  # noqa: RUF012
 
     def optimizer(self, kwargs, scheduled):
@@ -192,6 +194,7 @@ class TFRaw(_TensorFlow):
     ``ResourceApplyCenteredRMSProp``, with scalar inputs in the variable dtype."""
 
     name = "tf.raw"
+    preset = family = "tf_raw"
 
     def available(self) -> str | None:
         return missing("tensorflow")

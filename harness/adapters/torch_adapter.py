@@ -119,14 +119,18 @@ class TorchRMSprop(TorchDevices):
 
 class Single(TorchRMSprop):
     name = "torch.single"
+    preset = family = "torch"
 
 
 class Foreach(TorchRMSprop):
     name = "torch.foreach"
+    preset = family = "torch"
     foreach = True
 
 
 class Capturable(TorchRMSprop):
     name = "torch.capturable"
+    preset = family = "torch"
+    device_kinds = ("gpu",)
     foreach = True
     capturable = True
