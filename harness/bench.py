@@ -64,7 +64,7 @@ from reference import RMSpropSpec, presets
 from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
 
-from . import channel, environment, schema, spawn
+from . import channel, environment, options, schema, spawn
 from .adapters import ADAPTERS, ONE_THREAD, AdapterInfo, resolve
 from .adapters.base import Adapter, BenchPoint, Stepper
 from .adapters.torch_adapter import TorchDevices  # imports torch only inside its methods
@@ -661,6 +661,15 @@ class BenchResult:
     env: dict[str, Any]
     out: Path | None = None
     overhead: pd.DataFrame | None = None
+    devices: list[str] | None = None  # the devices asked for explicitly
+
+    @property
+    def unmeasured(self) -> list[str]:
+        """Explicitly asked devices on which nothing was measured (``--device gpu`` without a GPU)."""
+        tp = self.throughput
+        return [d for d in self.devices or [] if d != "auto" and ("device" not in tp or
+                                                                 tp[(tp["device"] == d) & (tp["status"] != "skipped")]
+                                                                 .empty)]
 
 
 def _spawn(env_extra: dict[str, str], request: dict, timeout: float,
@@ -783,12 +792,15 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
     """Run a bench suite; each framework's jobs in its own worker, one worker at a time; the whole
     suite ``rounds`` times (default: the suite's ``rounds``, 1), each round in fresh workers, so
     the samples of a point span the drift of a shared machine and the gate can see it."""
+    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
+    options.number(min_time, "--min-time", 0, 60, open_low=True)
+    options.integer(repeats, "--repeats", 3, 1000)
+    options.integer(rounds, "--rounds", 1, 100)
+    options.integer(threads, "--threads", 1, 1024)
     if not isinstance(suite, BenchSuite):
         suite = load_bench_suite(suite)
     rounds = rounds or suite.rounds
     threads = threads or suite.threads
-    if not 1 <= rounds <= 100:
-        raise BenchError(f"--rounds {rounds} must be in [1, 100]")
     jobs = plan(suite, adapters, devices, dtypes, min_time, repeats)
     specs: dict[tuple, RMSpropSpec | None] = {}
     folder = RunFolder(out, "bench", len(jobs) * rounds) if out is not None else None
@@ -854,7 +866,7 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
         if folder is not None:
             folder.close()
     return BenchResult(_finish(rows, suite.name, specs) if rows else pd.DataFrame(columns=THROUGHPUT_COLUMNS), env,
-                       out_dir)
+                       out_dir, devices=devices)
 
 
 def run_overhead(sizes: tuple[int, ...] = (1_000_000, 10_000_000), pairs: int = 300, min_time: float = 0.5,

@@ -30,12 +30,15 @@ class Thresholds:
     share_factor: float = 2.0  # ... and alarms when it is also more than this times the baseline's share
 
     def __post_init__(self) -> None:
-        if not self.factor > 1:
-            raise InputValueError(f"divergence factor {self.factor} must be > 1")
+        if not 1 < self.factor < math.inf:
+            raise InputValueError(f"divergence factor {self.factor} must be a finite number > 1")
         if not 0 < self.min_effect < 10:
             raise InputValueError(f"minimum effect {self.min_effect} must be in (0, 10)")
         if not 0 < self.alpha < 1:
             raise InputValueError(f"alpha {self.alpha} must be in (0, 1)")
+        if not 0 < self.near <= 1 or not 1 < self.share_factor < math.inf:
+            raise InputValueError(f"portable thresholds near={self.near}, share_factor={self.share_factor}: need "
+                                  "0 < near <= 1 < share_factor")
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -142,6 +142,33 @@ def failing(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["case", "adapter", "where", "status", "reason"])
 
 
+def quiet(run: Run) -> pd.DataFrame:
+    """One row per adapter, status and reason of the unsupported and skipped rows (a matrix suite repeats
+    them over many cases), with the cases and where."""
+    summary = run.summary
+    rows = []
+    shown = summary[summary["status"].isin(["unsupported", "skipped"])]
+    for (adapter, status, reason), g in shown.groupby(["adapter", "status", "reason"], sort=False):
+        rows.append({"adapter": adapter, "where": ",".join(dict.fromkeys(f"{r.dtype}@{r.device}" for r in
+                                                                          g.itertuples())),
+                     "cases": list(dict.fromkeys(g["case"])), "status": status, "reason": reason})
+    return pd.DataFrame(rows, columns=["adapter", "where", "cases", "status", "reason"])
+
+
+def status_cells(summary: pd.DataFrame) -> tuple[list[str], dict[tuple[str, str], dict[str, tuple[str, str, str]]]]:
+    """The status matrix's columns (dtype@device) and cells: (case, adapter) -> column -> (status, text, reason);
+    the text is the status with the share of its tolerance used."""
+    columns = list(dict.fromkeys(f"{r.dtype}@{r.device}" for r in summary.itertuples()))
+    cells: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {}
+    for r in summary.itertuples():
+        text = str(r.status)
+        used = getattr(r, "tolerance_used", float("nan"))
+        if r.status in ("ok", "fail") and pd.notna(used):
+            text += f" {used:.0%}" if used < 10 else f" {used:.3g}x"
+        cells.setdefault((r.case, r.adapter), {})[f"{r.dtype}@{r.device}"] = (str(r.status), text, str(r.reason))
+    return columns, cells
+
+
 def warnings(run: Run) -> pd.DataFrame:
     """Each distinct silent rewrite with the adapters and cases it appears in."""
     seen: dict[str, dict[str, list[str]]] = {}
@@ -379,13 +406,7 @@ def _html_table(frame: pd.DataFrame) -> str:
 
 def status_matrix(summary: pd.DataFrame) -> str:
     """Case x adapter rows, dtype@device columns; each cell the status and the tolerance used."""
-    columns = list(dict.fromkeys(f"{r.dtype}@{r.device}" for r in summary.itertuples()))
-    cells: dict[tuple[str, str], dict[str, tuple[str, str, str]]] = {}
-    for r in summary.itertuples():
-        text = r.status
-        if r.status in ("ok", "fail") and pd.notna(r.tolerance_used):
-            text += f" {r.tolerance_used:.0%}" if r.tolerance_used < 10 else f" {r.tolerance_used:.3g}x"
-        cells.setdefault((r.case, r.adapter), {})[f"{r.dtype}@{r.device}"] = (r.status, text, str(r.reason))
+    columns, cells = status_cells(summary)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("case", "adapter", *columns))
     body = []
     for (case, adapter), row in cells.items():
@@ -393,7 +414,7 @@ def status_matrix(summary: pd.DataFrame) -> str:
         for c in columns:
             status, text, reason = row.get(c, ("", "", ""))
             tds.append(f'<td class="{html.escape(status)}" title="{html.escape(reason)}">{html.escape(text)}</td>')
-        body.append(f"<tr><td>{html.escape(case)}</td><td>{html.escape(adapter)}</td>{''.join(tds)}</tr>")
+        body.append(f"<tr><td>{html.escape(str(case))}</td><td>{html.escape(str(adapter))}</td>{''.join(tds)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 

@@ -43,7 +43,7 @@ from reference.budget import run_tolerance, state_tolerance
 from reference.errors import InputValueError
 from reference.translate import Unsupported
 
-from . import environment, schema, spawn
+from . import environment, options, schema, spawn
 from .adapters import ADAPTERS, BUILTIN, STATE_KINDS, Task, resolve
 from .limits import check_case
 from .metrics import ULP_LABELS, ReferencePoint, divergence, record_steps, reference_points, ulp_histogram
@@ -105,6 +105,13 @@ class RunResult:
     sweep: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.SWEEP))
     interactions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.INTERACTIONS))
     unavailable: list[str] = field(default_factory=list)  # explicitly asked devices that nothing ran on
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table by its file stem (`harness.schema.CONFORMANCE_TABLES`)."""
+        return {"summary": self.summary, "divergence": self.divergence, "ulp_histogram": self.ulp_histogram,
+                "parity": self.parity, "sweep": self.sweep, "attribution": self.attribution,
+                "interactions": self.interactions}
 
     @property
     def exit_code(self) -> int:
@@ -379,6 +386,8 @@ def run_suite(
     computed too, unless ``cases`` selects a subset (then only with ``parity_scenarios=True``)
     or ``parity_scenarios=False``.
     """
+    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
+    options.integer(jobs, "--jobs", 1, 256)
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     tasks = plan(suite, adapters, devices, dtypes, cases)

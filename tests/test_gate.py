@@ -189,7 +189,7 @@ def test_mismatched_runs_are_bad_input() -> None:
         gate(base, other)
     with pytest.raises(BaselineError, match=r"has no summary\.parquet"):
         gate(base, Tables("bench-only", throughput=bench_table([1.0] * 7)))
-    with pytest.raises(ValueError, match="divergence factor 1 must be > 1"):
+    with pytest.raises(ValueError, match="divergence factor 1 must be a finite number > 1"):
         Thresholds(factor=1)
 
 
@@ -414,9 +414,9 @@ def test_a_corrupted_baseline_is_exit_2_with_one_line(fake_suite, tmp_path, caps
 @pytest.mark.parametrize(("argv", "message"), [
     (["gate", "--baseline", "nowhere", "--current", "."], "nowhere: no such baseline folder"),
     (["gate", "--baseline", "BL", "--current", "nowhere"], "nowhere: no such run folder"),
-    (["gate", "--baseline", "BL", "--current", "RUN", "--factor", "0.5"], "--factor 0.5 must be in (1, 1e+06]"),
+    (["gate", "--baseline", "BL", "--current", "RUN", "--factor", "0.5"], "divergence factor 0.5 must be a finite number > 1"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--throughput", "maybe"], "invalid choice: 'maybe'"),
-    (["gate", "--baseline", "BL", "--current", "RUN", "--min-effect", "0"], "--min-effect 0.0 must be in (0, 10]"),
+    (["gate", "--baseline", "BL", "--current", "RUN", "--min-effect", "0"], "minimum effect 0.0 must be in (0, 10)"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--alpha", "1"], "alpha 1.0 must be in (0, 1)"),
     (["baseline", "save", "nowhere"], "nowhere: no such run folder"),
     (["gate", "--current", "RUN"], "the following arguments are required: --baseline"),

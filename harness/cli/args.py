@@ -14,10 +14,8 @@ from typing import Any
 
 from reference.errors import InputValueError
 
-from .runfolder import check_path
-from .streams import DTYPES, KINDS, GradientStream, StreamSpec
-
-DEVICES = ("cpu", "gpu", "auto")
+from ..runfolder import check_path
+from ..streams import KINDS, GradientStream, StreamSpec
 
 
 class CliError(InputValueError):
@@ -35,42 +33,6 @@ def split(values: list[str] | None, flag: str) -> list[str] | None:
                 raise CliError(f"{flag} {value!r}: an empty name (name what you want; leave the flag out for all)")
             out.append(item.strip())
     return list(dict.fromkeys(out))
-
-
-def devices(values: list[str] | None) -> list[str] | None:
-    """``--device`` values: cpu, gpu (cuda is gpu) or auto (cpu, plus a gpu only when one is visible)."""
-    chosen = split(values, "--device")
-    if chosen is None:
-        return None
-    chosen = list(dict.fromkeys("gpu" if d == "cuda" else d for d in chosen))
-    bad = [d for d in chosen if d not in DEVICES]
-    if bad:
-        raise CliError(f"--device {bad[0]!r} is not a device (choose cpu, gpu or auto)")
-    if "auto" in chosen and len(chosen) > 1:
-        raise CliError("--device auto cannot be combined with other devices")
-    return chosen
-
-
-def dtypes(values: list[str] | None) -> list[str] | None:
-    chosen = split(values, "--dtype")
-    for d in chosen or []:
-        if d not in DTYPES:
-            raise CliError(f"--dtype {d!r} is not a dtype (choose from {', '.join(DTYPES)})")
-    return chosen
-
-
-def integer(value: int | None, flag: str, low: int, high: int) -> int | None:
-    if value is not None and not low <= value <= high:
-        raise CliError(f"{flag} {value} must be in [{low}, {high}]")
-    return value
-
-
-def number(value: float | None, flag: str, low: float, high: float, open_low: bool = False) -> float | None:
-    if value is None:
-        return None
-    if not math.isfinite(value) or value < low or value > high or (open_low and value == low):
-        raise CliError(f"{flag} {value} must be in {'(' if open_low else '['}{low:g}, {high:g}]")
-    return value
 
 
 def _is_file(text: str) -> bool:
@@ -128,7 +90,7 @@ def scales(text: str | None) -> tuple[float, ...] | str:
 def scenario_stream(spec: StreamSpec, steps: int | None) -> tuple[dict[str, tuple[int, ...]] | None, int]:
     """Shapes and steps a scenario takes from its stream: a recording fixes both (steps: at most its
     length); any other stream uses the standard shapes and 200 steps unless told."""
-    from .parity import STANDARD_STEPS
+    from ..parity import STANDARD_STEPS
 
     if spec.kind != "recorded":
         return None, STANDARD_STEPS if steps is None else steps
@@ -139,4 +101,15 @@ def scenario_stream(spec: StreamSpec, steps: int | None) -> tuple[dict[str, tupl
     return recording.shapes, length if steps is None else steps
 
 
-__all__ = ["CliError", "devices", "dtypes", "integer", "number", "scales", "scenario_stream", "split", "stream"]
+__all__ = ["CliError", "scales", "scenario", "scenario_stream", "split", "stream"]
+
+
+def scenario(name: str, args, presets: tuple[str, ...], settings: dict | None = None):
+    """The `harness.parity.Scenario` a translate or parity command line describes (steps, stream, scales, seed)."""
+    from ..parity import Scenario
+
+    stream_spec = stream(args.stream, args.seed)
+    shapes, steps = scenario_stream(stream_spec, args.steps)
+    extra = {} if shapes is None else {"shapes": shapes}
+    return Scenario(name, settings or {}, presets, stream_spec, steps=steps, seed=args.seed,
+                    scales=scales(args.scales), **extra)

@@ -1,0 +1,68 @@
+"""The ``rmsprop-harness`` command line: one module per command, each with its own arguments.
+
+Bad input (`reference.errors.InputError`) prints one ``rmsprop-harness: error: ...`` line on
+stderr and exits 2, with nothing lost; anything else is a bug and keeps its traceback. Exit
+codes: 0 pass, 1 a failing, erroring, degenerate or incomplete result, 2 bad input, 130 Ctrl-C,
+143 SIGTERM (the run folder then says it is incomplete, and no worker outlives the driver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from reference.errors import InputError
+
+from .. import __version__
+from . import baseline, bench, explain, gate, parity, report, run, translate
+from ._parser import PROG, Parser
+
+#: Each command module: ``add(subparsers)`` declares its arguments, ``main(args) -> exit code`` runs it.
+COMMANDS = (explain, run, bench, report, translate, parity, baseline, gate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for command in COMMANDS:
+        command.add(sub).set_defaults(handler=command.main)
+    return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwind like Ctrl-C (the run folder says incomplete; workers are killed)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the finished rows are in the run folder (marked incomplete)", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"{PROG}: terminated; the finished rows are in the run folder (marked incomplete)", file=sys.stderr)
+        return 143
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        from .. import spawn
+
+        spawn.kill_all()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

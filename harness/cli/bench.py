@@ -1,0 +1,95 @@
+"""``rmsprop-harness bench``: optimizer-step throughput of every adapter against the measured roofline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._parser import PROG
+from .args import split
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help="optimizer-step throughput of every adapter against the measured copy "
+                                     "bandwidth (roofline)")
+    p.add_argument("--suite", default="perf", metavar="NAME|PATH", help="a bench suite (default: perf)")
+    p.add_argument("--adapter", action="append", metavar="NAME", help="only these adapters (names or families)")
+    p.add_argument("--device", action="append", metavar="DEVICE", help="cpu, gpu or auto (default: each entry's "
+                                                                       "own)")
+    p.add_argument("--dtype", action="append", metavar="DTYPE", help="float32, float64, float16, bfloat16")
+    p.add_argument("--min-time", type=float, default=None, metavar="S",
+                   help="minimum measured seconds per point (default: the suite's, 0.2)")
+    p.add_argument("--repeats", type=int, default=None, metavar="N", help="minimum samples per point (default 7)")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="measure the whole suite N times, each round in fresh workers, and pool the samples "
+                        "(default: the suite's, 1); the gate then sees the run-to-run noise")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="intra-op threads per framework (default: the suite's, else each framework's own)")
+    p.add_argument("--out", default="reports/bench", metavar="DIR",
+                   help="folder for throughput.parquet, env.json and the report (default: reports/bench)")
+    p.add_argument("--overhead", action="store_true",
+                   help="instead: the harness against a bare loop (torch foreach, 1e6 and 1e7 parameters)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSV")
+    return p
+
+
+def _overhead(args: argparse.Namespace) -> int:
+    from .. import options
+    from ..bench import overhead_summary, run_overhead
+
+    options.number(args.min_time, "--min-time", 0, 60, open_low=True)
+    summary = overhead_summary(run_overhead(min_time=args.min_time or 0.5, out=args.out))
+    what = {"timer": "the harness's timer vs a bare loop, same optimizer",
+            "setup": "the harness-built vs a hand-built optimizer, both bare-timed",
+            "control": "control: two hand-built optimizers, both bare-timed (memory placement alone)"}
+    for r in summary.itertuples():
+        print(f"torch foreach, {r.n_params:.0e} parameters, {what[r.kind]}: ratio {r.ratio:.4f} (IQR "
+              f"{r.ratio_q1:.3f}-{r.ratio_q3:.3f}, {r.pairs} paired samples; {r.harness_ms:.3f} vs "
+              f"{r.bare_ms:.3f} ms per step)")
+    for r in summary.drop_duplicates("n_params").itertuples():
+        print(f"torch foreach, {r.n_params:.0e} parameters: the harness's figure {r.figure_ms:.3f} ms, a bare "
+              f"loop's median {r.bare_figure_ms:.3f} ms (unpaired, consecutive: drift included)")
+    judged = summary[summary["kind"] != "control"]
+    ok = bool(((judged["ratio"] - 1).abs() <= 0.03).all())
+    print(f"overhead {'within' if ok else 'NOT within'} 3% -> {args.out}/overhead.csv")
+    return 0 if ok else 1
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..bench import run_bench
+    from .console import bench_table
+
+    if args.overhead:
+        return _overhead(args)
+    devices = split(args.device, "--device")
+    console = Console(stderr=True)
+
+    def progress(row: dict) -> None:
+        if not args.no_progress:
+            what = f"{row.get('adapter')} {row.get('variant', '')} {row.get('device', '')} {row.get('n_params', '')}"
+            rnd = f" (round {row['round'] + 1})" if row.get("round") else ""
+            console.print(f"  {what}: {row.get('status')}{rnd}", highlight=False)
+
+    result = run_bench(args.suite, adapters=split(args.adapter, "--adapter"), devices=devices,
+                       dtypes=split(args.dtype, "--dtype"), min_time=args.min_time, repeats=args.repeats, out=args.out,
+                       progress=progress, rounds=args.rounds, threads=args.threads)
+    Console(width=max(130, Console().width)).print(bench_table(result.throughput))
+    tp = result.throughput
+    for r in tp[tp["status"] != "ok"].drop_duplicates(["adapter", "status", "reason"]).itertuples():
+        print(f"  {r.adapter} {'' if r.variant != r.variant else r.variant}: {r.status}: {r.reason}")
+    counts = tp["status"].value_counts().to_dict()
+    print(f"{result.env['suite']['name']}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + f" in {result.env['wall_seconds']:.0f} s -> {args.out}/throughput.parquet")
+    if not args.no_report:
+        from ..report import write_report
+
+        write_report(args.out)
+        print(f"report: {args.out}/report.md, {args.out}/report.html (+ throughput.csv)")
+    for device in result.unmeasured:
+        print(f"{PROG}: error: --device {device}: nothing was measured on it (no {device} visible; --device auto "
+              "measures where a device is visible)", file=sys.stderr)
+        return 2
+    return 1 if (tp["status"] == "error").any() else 0

@@ -1,0 +1,114 @@
+"""``rmsprop-harness run``: a conformance suite, every framework against the float64 reference."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from reference.errors import InputError
+
+from ._parser import PROG
+from .args import split
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run a conformance suite: every framework against the float64 reference")
+    p.add_argument("--suite", default="default", metavar="NAME|PATH",
+                   help="a built-in suite (default, full, seed, edge) or a suite TOML file (default: default)")
+    p.add_argument("--adapter", action="append", metavar="NAME",
+                   help="only these adapters: names or families (torch = torch.single, torch.foreach, ...); a user "
+                        "adapter by entry-point name or as package.module:factory joins every case it fits; repeat "
+                        "or separate with commas")
+    p.add_argument("--device", action="append", metavar="DEVICE",
+                   help="run on these devices instead of the cases' own: cpu, gpu (cuda), or auto (cpu, plus a gpu "
+                        "when one is visible); an explicit device nothing could run on is an error (exit 2)")
+    p.add_argument("--dtype", action="append", metavar="DTYPE",
+                   help="run these dtypes instead of the cases' own: float16, bfloat16, float32, float64")
+    p.add_argument("--case", action="append", metavar="PATTERN", help="only cases whose name matches")
+    p.add_argument("--out", default="reports/latest", metavar="DIR",
+                   help="run folder for the tables, env.json and run.json (default: reports/latest)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes at a time (default: the number of cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    p.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSVs")
+    return p
+
+
+class _Progress:
+    """A progress bar on a terminal; elsewhere (a CI log) one line per finished worker group of adapters
+    and at least every ~10 s, so a long run is never silent."""
+
+    def __init__(self, title: str, enabled: bool):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.enabled, self.title = enabled, title
+        self.tty = self.console.is_terminal
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=self.console,
+                            disable=not (enabled and self.tty), transient=True)
+        self.task = self.bar.add_task(title, total=None, last="starting workers")
+        self.started = self.last_line = time.monotonic()
+        self.adapters: dict[str, int] = {}
+
+    def __enter__(self) -> _Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(self, done: int, total: int, row: dict) -> None:
+        last = f"{row.get('case')} {row.get('adapter')} {row.get('dtype')}: {row.get('status')}" if row else ""
+        self.bar.update(self.task, completed=done, total=total, last=last)
+        if not self.enabled or self.tty:
+            return
+        now = time.monotonic()
+        if now - self.last_line >= 10 or done == total:
+            print(f"{self.title}: {done}/{total} tasks in {now - self.started:.0f} s (last: {last})",
+                  file=sys.stderr, flush=True)
+            self.last_line = now
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .. import report
+    from ..adapters import resolve
+    from ..runfolder import prepare_output
+    from ..runner import run_suite
+    from ..suite import load_suite
+    from . import console
+
+    adapters, cases = split(args.adapter, "--adapter"), split(args.case, "--case")
+    devices, dtypes = split(args.device, "--device"), split(args.dtype, "--dtype")
+    prepare_output(args.out)  # a bad --out is refused before anything runs
+    suite = load_suite(args.suite)
+    if adapters:  # user adapters are described (a subprocess) before the progress bar starts
+        resolve(adapters)
+    with _Progress(f"suite {suite.name}", not args.no_progress) as progress:
+        result = run_suite(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, out=args.out,
+                           jobs=args.jobs, progress=progress.update)
+    run = report.Run(result.out, {**result.tables, "throughput": report.pd.DataFrame()}, result.env,
+                     {"complete": True})
+    Console().print(console.status_table(result.summary))
+    for line in [*console.notes(run), *console.warning_lines(run)]:
+        print(line)
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
+    written = ", ".join(name for name, frame in result.tables.items() if len(frame))
+    print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ ({written}.parquet, "
+          "env.json, run.json)")
+    code = result.exit_code
+    if not args.no_report:
+        try:
+            report.write_report(args.out)
+            print(f"report: {args.out}/report.md, {args.out}/report.html (+ CSV exports)")
+        except InputError as exc:  # the tables are on disk: a report failure must not hide the run's verdict
+            print(f"{PROG}: error: the report could not be written ({exc}); the tables are in {args.out}/",
+                  file=sys.stderr)
+            code = max(code, 2)
+    for line in result.unavailable:
+        print(f"{PROG}: error: {line}", file=sys.stderr)
+    return code
