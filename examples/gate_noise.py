@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.baseline import load_run_tables
 from harness.gate import gate
+from harness.gate.baseline import load_run_tables
 
 
 def _runs(folder: Path) -> list[Path]:

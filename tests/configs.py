@@ -147,8 +147,8 @@ def run_frameworks(configs: list[Config], params: dict[str, np.ndarray],
     """Every config through its real framework (float64, CPU), one worker per process environment;
     ``{"params": (T, *shape) per tensor}``, ``{"skipped": reason}`` or ``{"error": reason}`` by config id."""
     from harness.adapters import ADAPTERS, Task
-    from harness.streams import StreamSpec
-    from harness.worker import run_worker
+    from harness.base.streams import StreamSpec
+    from harness.conformance.worker import run_worker
 
     steps = len(next(iter(grads.values())))
     stream = StreamSpec("arrays", options={"grads": grads})

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from harness.adapters.base import Adapter, Snapshot, Task
-from harness.streams import GradientStream, cast
+from harness.base.streams import GradientStream, cast
 from reference import init, presets, update
 
 

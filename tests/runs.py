@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import schema
-from harness.runfolder import RunFolder
+from harness.base import schema
+from harness.base.runfolder import RunFolder
 
 
 def padded(name: str, frame: pd.DataFrame) -> pd.DataFrame:

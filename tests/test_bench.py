@@ -29,8 +29,8 @@ from harness.bench import (
     split_shapes,
 )
 from harness.cli import main
+from harness.conformance.suite import SuiteError, load_suite
 from harness.report import write_report
-from harness.suite import SuiteError, load_suite
 from reference import presets
 
 
@@ -184,7 +184,7 @@ def test_a_failing_adapter_is_an_error_row_and_the_rest_goes_on(fake_bench, tmp_
 
 
 def test_what_an_adapter_prints_is_never_taken_for_a_result(fake_bench, monkeypatch) -> None:
-    """Rows travel on their own pipe (`harness.channel`), not stdout: a printed 'BENCH {...}' is just output."""
+    """Rows travel on their own pipe (`harness.process.channel`), not stdout: a printed 'BENCH {...}' is just output."""
     monkeypatch.setenv("FAKE_BENCH", "noisy")
     tp = run_bench(fake_bench, out=None, adapters=["fake"]).throughput
     assert "forged" not in set(tp["adapter"]) and set(tp.loc[tp["adapter"] == "fake", "status"]) == {"ok"}

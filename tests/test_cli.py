@@ -156,12 +156,12 @@ def test_run_with_jobs_and_device_flags(fake_suite, tmp_path, capsys) -> None:
 
 
 def test_ctrl_c_keeps_the_finished_rows_and_exits_130(fake_suite, tmp_path, capsys, monkeypatch) -> None:
-    import harness.runner
+    import harness.conformance.runner
 
     def interrupted(*args, progress, **kwargs):
         progress(1, 2, {})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness.runner, "run_suite", interrupted)
+    monkeypatch.setattr(harness.conformance.runner, "run_suite", interrupted)
     assert main(["run", "--suite", str(fake_suite), "--out", str(tmp_path / "out"), "--no-progress"]) == 130
     assert "interrupted; the finished rows are in the run folder" in capsys.readouterr().err

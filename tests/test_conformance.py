@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.streams import record
+from harness.base.streams import record
 
 pytestmark = pytest.mark.framework
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,7 +175,7 @@ def test_seed_recording_is_reproducible(tmp_path) -> None:
     the float32 rounding bound of the gradient it holds; the seed suite replays the committed file, the same bits
     on every machine."""
     torch = pytest.importorskip("torch")
-    from harness.seed_example import record_seed
+    from harness.compare.seed_example import record_seed
 
     fresh = np.load(record_seed(tmp_path / "seed.npz"))
     again = np.load(record_seed(tmp_path / "again.npz"))

@@ -100,7 +100,7 @@ args.torch = { lr = 1e308 }
 @pytest.fixture(scope="module")
 def issue_run(tmp_path_factory):
     pytest.importorskip("torch")
-    from harness.runner import run_suite
+    from harness.conformance.runner import run_suite
 
     path = tmp_path_factory.mktemp("issue14") / "s.toml"
     path.write_text(ISSUE_SUITE)
@@ -159,7 +159,7 @@ def test_tf_keras_legacy_tensor_or_callable_momentum_matches_the_preset() -> Non
 
     if importlib.util.find_spec("tf_keras") is None:
         pytest.skip("tf_keras not installed")
-    from harness.spawn import child_env
+    from harness.process.spawn import child_env
 
     proc = subprocess.run([sys.executable, "-c", LEGACY_MOMENTUM], capture_output=True, text=True, timeout=300,
                           env=child_env({"TF_CPP_MIN_LOG_LEVEL": "3"}), check=False)

@@ -19,7 +19,10 @@ import pytest
 from markdown_it import MarkdownIt
 
 from harness.adapters import ADAPTERS, AdapterInfo
-from harness.baseline import (
+from harness.bench import run_bench
+from harness.cli import main
+from harness.gate import Thresholds, gate, markdown
+from harness.gate.baseline import (
     BaselineError,
     Tables,
     load_baseline,
@@ -27,9 +30,6 @@ from harness.baseline import (
     save_baseline,
     write_baseline,
 )
-from harness.bench import run_bench
-from harness.cli import main
-from harness.gate import Thresholds, gate, markdown
 
 from .runs import write_run
 
@@ -414,7 +414,8 @@ def test_a_corrupted_baseline_is_exit_2_with_one_line(fake_suite, tmp_path, caps
 @pytest.mark.parametrize(("argv", "message"), [
     (["gate", "--baseline", "nowhere", "--current", "."], "nowhere: no such baseline folder"),
     (["gate", "--baseline", "BL", "--current", "nowhere"], "nowhere: no such run folder"),
-    (["gate", "--baseline", "BL", "--current", "RUN", "--factor", "0.5"], "divergence factor 0.5 must be a finite number > 1"),
+    (["gate", "--baseline", "BL", "--current", "RUN", "--factor", "0.5"],
+     "divergence factor 0.5 must be a finite number > 1"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--throughput", "maybe"], "invalid choice: 'maybe'"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--min-effect", "0"], "minimum effect 0.0 must be in (0, 10)"),
     (["gate", "--baseline", "BL", "--current", "RUN", "--alpha", "1"], "alpha 1.0 must be in (0, 1)"),

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.adapters.base import Snapshot
-from harness.metrics import divergence, errors, record_steps, reference_points, ulp
-from harness.streams import GradientStream, StreamSpec, cast, initial_params
+from harness.base.streams import GradientStream, StreamSpec, cast, initial_params
+from harness.conformance.metrics import divergence, errors, record_steps, reference_points, ulp
 from reference import budget_scale, presets, run_reference
 from reference.budget import run_tolerance, state_tolerance
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.attribution import differing_knobs, toggle
-from harness.parity import PARITY_PRESETS, ParityError, Runner, Scenario, compare, parity
-from harness.streams import StreamSpec
-from harness.suite import SuiteError, load_suite
+from harness.base.streams import StreamSpec
+from harness.compare.attribution import differing_knobs, toggle
+from harness.compare.parity import PARITY_PRESETS, ParityError, Runner, Scenario, compare, parity
+from harness.conformance.suite import SuiteError, load_suite
 from reference import presets
 
 
@@ -159,7 +159,7 @@ def test_the_verdict_is_the_worst_gradient_scale_not_the_friendliest() -> None:
 
 
 def test_a_stated_scale_or_recording_is_not_swept_and_any_stream_works(tmp_path) -> None:
-    from harness.streams import GradientStream, record
+    from harness.base.streams import GradientStream, record
 
     fixed = Scenario("f", {"lr": 1e-3, "decay": 0.9}, ("torch", "keras"), StreamSpec("gaussian", 0, {"scale": 1e-4}))
     assert fixed.scale_list() == (1.0,)
@@ -186,7 +186,7 @@ def test_nothing_moving_is_degenerate_never_identical() -> None:
 
 
 def test_verdicts_are_graded_by_divergence() -> None:
-    from harness.parity import grade
+    from harness.compare.parity import grade
 
     assert [grade(d) for d in (7e-5, 5e-3, 0.5, 3.0)] == ["slight", "moderate", "large", "unrelated"]
 
@@ -207,7 +207,7 @@ def test_shapley_shares_add_up_to_each_pairs_divergence_and_interactions_are_sho
 
 
 def test_shapley_is_exact_for_an_additive_game_and_sampled_beyond_eight_players() -> None:
-    from harness.attribution import shapley
+    from harness.compare.attribution import shapley
 
     weights = [0.5, 0.25, 0.125]
     phi, inter, exact = shapley(3, lambda s: sum(weights[i] for i in s))

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from harness.adapters import ADAPTERS, AdapterInfo
-from harness.baseline import load_baseline, load_run_tables, save_baseline
+from harness.base.fingerprint import differences, fingerprint, machine
 from harness.cli import main
-from harness.fingerprint import differences, fingerprint, machine
 from harness.gate import gate, markdown
+from harness.gate.baseline import load_baseline, load_run_tables, save_baseline
 
 from .test_gate import ENV, OK2, OTHER_MACHINE, conformance
 

@@ -13,8 +13,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from harness.cli import main
+from harness.conformance.runner import TABLES, run_suite
 from harness.report import ReportError, load_run, md_table, write_report
-from harness.runner import TABLES, run_suite
 
 SUITE = """
 name = "fake-report"
@@ -230,7 +230,7 @@ def test_a_run_without_parity_or_rows_still_reports(tmp_path) -> None:
 
 
 def test_divergence_figure_draws_infinite_and_zero_divergence() -> None:
-    from harness.plots import divergence_figure
+    from harness.report.plots import divergence_figure
 
     rows = pd.DataFrame({"case": "c", "adapter": ["a", "a", "b", "b"], "dtype": "float32", "device": "cpu",
                          "step": [1, 2, 1, 2], "budget_ratio": [0.0, float("inf"), 1.0, float("nan")],

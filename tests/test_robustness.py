@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import runfolder
+from harness.base import runfolder
 from harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -371,14 +371,14 @@ def test_suite_values_are_validated_not_coerced(body, text, tmp_path, capsys) ->
 
 
 def test_a_harness_bug_keeps_its_traceback(monkeypatch) -> None:
-    import harness.explain
+    import harness.compare.explain
 
     def broken(*args, **kwargs):
         raise TypeError("a bug, not bad input")
 
-    monkeypatch.setattr(harness.explain, "explain", broken)
+    monkeypatch.setattr(harness.compare.explain, "explain", broken)
     with pytest.raises(TypeError, match="a bug, not bad input"):
         main(["explain"])
-    monkeypatch.setattr(harness.explain, "explain", lambda *a, **k: {}["missing"])
+    monkeypatch.setattr(harness.compare.explain, "explain", lambda *a, **k: {}["missing"])
     with pytest.raises(KeyError):
         main(["explain"])

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from harness.adapters import ADAPTERS, AdapterInfo
-from harness.runner import DIVERGENCE_COLUMNS, SUMMARY_COLUMNS, RunError, run_suite
-from harness.suite import load_suite
+from harness.conformance.runner import DIVERGENCE_COLUMNS, SUMMARY_COLUMNS, RunError, run_suite
+from harness.conformance.suite import load_suite
 
 SUITE = """
 name = "fake"
@@ -57,7 +57,7 @@ def fake(monkeypatch, tmp_path):
 
 
 def test_statuses_rows_and_files(fake, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("harness.runner.PUBLISH_EVERY", 0.0)  # a generation after every task
+    monkeypatch.setattr("harness.conformance.runner.PUBLISH_EVERY", 0.0)  # a generation after every task
     out = tmp_path / "run"
     seen: list[int] = []
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.streams import KINDS, GradientStream, StreamError, StreamSpec, cast, initial_params, native, record
+from harness.base.streams import KINDS, GradientStream, StreamError, StreamSpec, cast, initial_params, native, record
 
 SHAPES = {"weight": (2, 3), "bias": (2,), "w2": (16, 8)}
 GENERATED = [k for k in KINDS if k not in ("recorded", "arrays")]
@@ -154,7 +154,7 @@ def test_initial_params_are_seeded_and_independent_of_the_gradients() -> None:
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
 def test_a_cached_stream_replays_the_same_bits(kind, dtype, monkeypatch) -> None:
     """Streams are generated once per process and kept (`CACHE_BYTES`); the values must not change."""
-    from harness import streams
+    from harness.base import streams
 
     shapes = {"w": (5, 4), "b": (3,)}
     cached = list(streams.GradientStream(StreamSpec(kind, 7), shapes).steps(30, dtype, as_native=True))
@@ -169,7 +169,7 @@ def test_a_cached_stream_replays_the_same_bits(kind, dtype, monkeypatch) -> None
 
 
 def test_the_stream_cache_keeps_to_its_budget() -> None:
-    from harness.streams import _StreamCache
+    from harness.base.streams import _StreamCache
 
     cache = _StreamCache(4 * 8 * 10 * 100)  # room for 4 streams of 10 steps x 100 values
     for seed in range(10):

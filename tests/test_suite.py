@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.streams import record
-from harness.suite import SuiteError, builtin_suites, load_suite
+from harness.base.streams import record
+from harness.conformance.suite import SuiteError, builtin_suites, load_suite
 
 
 def test_builtin_suites_load_and_cover_the_issue() -> None:
@@ -98,7 +98,7 @@ def test_recorded_stream_takes_shapes_and_steps_from_the_file(tmp_path) -> None:
 
 
 def test_schedules() -> None:
-    from harness.suite import Schedule
+    from harness.conformance.suite import Schedule
 
     np.testing.assert_allclose(Schedule("exponential", {"initial": 1.0, "rate": 0.5}).lrs(3), [1, 0.5, 0.25])
     np.testing.assert_array_equal(Schedule("piecewise", {"boundaries": [2], "values": [1.0, 0.1]}).lrs(4),

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from harness.base.streams import StreamSpec
 from harness.cli import main
-from harness.parity import Scenario
-from harness.streams import StreamSpec
-from harness.translate import TranslateError, translate
+from harness.compare.parity import Scenario
+from harness.compare.translate import TranslateError, translate
 from reference import presets, run_reference
 from reference.budget import UNIT_ROUNDOFF, budget_scale, run_tolerance
 
@@ -158,7 +158,7 @@ def _json(capsys) -> object:
 
 
 def test_parity_and_translate_take_any_stream_and_judge_the_worst_scale(tmp_path, capsys) -> None:
-    from harness.streams import GradientStream, record
+    from harness.base.streams import GradientStream, record
 
     assert main(["parity", "lr=1e-3", "decay=0.9", "--presets", "torch,keras", "--format", "json"]) == 0
     data = _json(capsys)

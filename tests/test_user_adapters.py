@@ -164,8 +164,8 @@ def test_readme_example_is_the_shipped_example() -> None:
 def test_user_adapter_joins_only_the_cases_it_fits() -> None:
     """A torch-semantics adapter runs where torch's arguments or semantics reach it, not in
     Keras-only clipping cases (it would silently run torch's defaults there)."""
-    from harness.runner import plan
-    from harness.suite import load_suite
+    from harness.conformance.runner import plan
+    from harness.conformance.suite import load_suite
 
     tasks = plan(load_suite("default"), adapters=["examples.my_rmsprop:make_adapter"], dtypes=["float64"])
     cases = {p.case.name for p in tasks}

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from harness.adapters import ADAPTERS, AdapterInfo
-from harness.metrics import record_steps
-from harness.runner import run_suite
+from harness.conformance.metrics import record_steps
+from harness.conformance.runner import run_suite
 from reference import presets, run_reference
 from reference.errors import InputError, InputTypeError, InputValueError
 
@@ -111,7 +111,7 @@ def test_complex_parameters_are_refused_never_truncated() -> None:
         run_reference(presets.torch(), z, np.stack([z, z]))
     with pytest.raises(InputTypeError, match="complex"):
         run_reference(presets.optax(0.1), {"w": np.ones(2)}, [{"w": z}])
-    from harness.streams import GradientStream, StreamError, StreamSpec
+    from harness.base.streams import GradientStream, StreamError, StreamSpec
 
     with pytest.raises(StreamError, match="complex gradients are not modelled"):
         GradientStream(StreamSpec("arrays", 0, {"grads": {"w": np.ones((3, 2), np.complex128)}}))

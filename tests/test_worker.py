@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from harness.adapters import AdapterInfo, Task
-from harness.streams import StreamSpec
-from harness.worker import run_worker
+from harness.base.streams import StreamSpec
+from harness.conformance.worker import run_worker
 
 FAKE = AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake")
 SHAPES = {"w": (3,)}

@@ -10,7 +10,7 @@ target; adapters with the same module and environment share one worker process.
 User-supplied adapters join the registry on first use, by entry point (group
 ``rmsprop_harness.adapters``, name -> ``package.module:factory``) or by target
 (``--adapter package.module:factory``). Their module is imported only in a subprocess
-(`harness.loading.describe`), which reports the same class attributes.
+(`harness.process.loading.describe`), which reports the same class attributes.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 
+from harness.adapters.base import STATE_KINDS, Adapter, BenchPoint, Snapshot, Stepper, Task
+from harness.process.loading import attributes, describe, resolve_target
 from reference import implementations
 from reference.errors import InputKeyError
-
-from ..loading import attributes, describe, resolve_target
-from .base import STATE_KINDS, Adapter, BenchPoint, Snapshot, Stepper, Task
 
 __all__ = ["ADAPTERS", "BUILTIN", "ENTRY_POINT_GROUP", "ONE_THREAD", "STATE_KINDS", "Adapter", "AdapterInfo",
            "BenchPoint", "Snapshot", "Stepper", "Task",
@@ -63,7 +62,7 @@ class AdapterInfo:
 
 
 def info(target: str, meta: dict) -> AdapterInfo:
-    """An `AdapterInfo` from an adapter's described attributes (`harness.loading.attributes`)."""
+    """An `AdapterInfo` from an adapter's described attributes (`harness.process.loading.attributes`)."""
     return AdapterInfo(meta["name"], target, meta["preset"], meta["family"], {**ONE_THREAD, **meta["env"]},
                        tuple(meta["devices"]))
 

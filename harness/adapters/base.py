@@ -2,7 +2,7 @@
 
 An adapter drives one real optimizer over a `Task` and yields a `Snapshot` (the
 parameters and the optimizer state, as float64) at each recorded step. It runs
-inside a worker process (`harness.worker`); the framework is imported only inside
+inside a worker process (`harness.conformance.worker`); the framework is imported only inside
 its adapter module.
 
 State is reported under the reference's names so it can be compared directly:
@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..streams import GradientStream, Shapes, StreamSpec, native
-from ._common import package_version
+from harness.adapters._common import package_version
+from harness.base.streams import GradientStream, Shapes, StreamSpec, native
 
 STATE_KINDS = ("nu", "mu", "trace")
 

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._common import cpu_name, missing
-from .base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
+from harness.adapters._common import cpu_name, missing
+from harness.adapters.base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 
 
 def _state_fields(state: Any, out: dict[str, Any]) -> dict[str, Any]:

@@ -14,11 +14,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from harness import __version__
+from harness.cli import baseline, bench, explain, gate, parity, report, run, translate
+from harness.cli._parser import PROG, Parser
 from reference.errors import InputError
-
-from .. import __version__
-from . import baseline, bench, explain, gate, parity, report, run, translate
-from ._parser import PROG, Parser
 
 #: Each command module: ``add(subparsers)`` declares its arguments, ``main(args) -> exit code`` runs it.
 COMMANDS = (explain, run, bench, report, translate, parity, baseline, gate)
@@ -58,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        from .. import spawn
+        from harness.process import spawn
 
         spawn.kill_all()
         if previous is not None:

@@ -12,10 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from harness.base.runfolder import check_path
+from harness.base.streams import KINDS, GradientStream, StreamSpec
 from reference.errors import InputValueError
-
-from ..runfolder import check_path
-from ..streams import KINDS, GradientStream, StreamSpec
 
 
 class CliError(InputValueError):
@@ -90,7 +89,7 @@ def scales(text: str | None) -> tuple[float, ...] | str:
 def scenario_stream(spec: StreamSpec, steps: int | None) -> tuple[dict[str, tuple[int, ...]] | None, int]:
     """Shapes and steps a scenario takes from its stream: a recording fixes both (steps: at most its
     length); any other stream uses the standard shapes and 200 steps unless told."""
-    from ..parity import STANDARD_STEPS
+    from harness.compare.parity import STANDARD_STEPS
 
     if spec.kind != "recorded":
         return None, STANDARD_STEPS if steps is None else steps
@@ -105,8 +104,9 @@ __all__ = ["CliError", "scales", "scenario", "scenario_stream", "split", "stream
 
 
 def scenario(name: str, args, presets: tuple[str, ...], settings: dict | None = None):
-    """The `harness.parity.Scenario` a translate or parity command line describes (steps, stream, scales, seed)."""
-    from ..parity import Scenario
+    """The `harness.compare.parity.Scenario` a translate or parity command line describes (steps, stream,
+    scales, seed)."""
+    from harness.compare.parity import Scenario
 
     stream_spec = stream(args.stream, args.seed)
     shapes, steps = scenario_stream(stream_spec, args.steps)

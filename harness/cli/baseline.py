@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._parser import Parser
+from harness.cli._parser import Parser
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..baseline import load_baseline, save_baseline
+    from harness.gate.baseline import load_baseline, save_baseline
 
     path = save_baseline(args.run_dirs, args.to)
     saved = load_baseline(path)  # read back: what the gate will see

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._parser import PROG
-from .args import split
+from harness.cli._parser import PROG
+from harness.cli.args import split
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -35,8 +35,8 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def _overhead(args: argparse.Namespace) -> int:
-    from .. import options
-    from ..bench import overhead_summary, run_overhead
+    from harness.base import options
+    from harness.bench import overhead_summary, run_overhead
 
     options.number(args.min_time, "--min-time", 0, 60, open_low=True)
     summary = overhead_summary(run_overhead(min_time=args.min_time or 0.5, out=args.out))
@@ -59,8 +59,8 @@ def _overhead(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..bench import run_bench
-    from .console import bench_table
+    from harness.bench import run_bench
+    from harness.cli.console import bench_table
 
     if args.overhead:
         return _overhead(args)
@@ -84,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"{result.env['suite']['name']}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
           + f" in {result.env['wall_seconds']:.0f} s -> {args.out}/throughput.parquet")
     if not args.no_report:
-        from ..report import write_report
+        from harness.report import write_report
 
         write_report(args.out)
         print(f"report: {args.out}/report.md, {args.out}/report.html (+ throughput.csv)")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import report
+from harness import report
 
 STYLE = {"ok": "green", "fail": "bold red", "error": "bold red", "degenerate": "bold magenta", "skipped": "yellow",
          "unsupported": "dim"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._parser import frameworks
+from harness.cli._parser import frameworks
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..explain import explain
+    from harness.compare.explain import explain
 
     print(explain(args.presets, only_differences=args.diff, fmt=args.format))
     return 0

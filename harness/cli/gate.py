@@ -30,8 +30,8 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..baseline import BaselineError, load_baseline, load_run_tables, write_baseline
-    from ..gate import Thresholds, gate, markdown, write
+    from harness.gate import Thresholds, gate, markdown, write
+    from harness.gate.baseline import BaselineError, load_baseline, load_run_tables, write_baseline
 
     thresholds = Thresholds(args.factor, min_effect=args.min_effect, alpha=args.alpha)
     baseline = load_baseline(args.baseline)

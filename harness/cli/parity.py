@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ._parser import frameworks
-from .args import CliError, scenario, split
-from .translate import add_stream_arguments
+from harness.cli._parser import frameworks
+from harness.cli.args import CliError, scenario, split
+from harness.cli.translate import add_stream_arguments
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def add(sub) -> argparse.ArgumentParser:
 def _settings(items: list[str]) -> dict:
     import ast
 
-    from ..explain import _split_args
+    from harness.compare.explain import _split_args
 
     settings = {}
     for item in (a for s in items for a in _split_args(s) if a.strip()):
@@ -48,11 +48,10 @@ def main(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    from harness.cli.console import frame_table
+    from harness.compare.parity import parity
+    from harness.report import md_table
     from reference import implementations
-
-    from ..parity import parity
-    from ..report import md_table
-    from .console import frame_table
 
     settings = _settings(args.settings)
     chosen = tuple(split(args.presets, "--presets") or implementations.parity_presets())

@@ -13,7 +13,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Exit 1 for an interrupted run (the report shows what finished), else 0: the report was written."""
-    from ..report import load_run, write_report
+    from harness.report import load_run, write_report
 
     written = write_report(args.run_dir)
     print(", ".join(str(p) for p in written.values()))

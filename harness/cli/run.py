@@ -6,10 +6,9 @@ import argparse
 import sys
 import time
 
+from harness.cli._parser import PROG
+from harness.cli.args import split
 from reference.errors import InputError
-
-from ._parser import PROG
-from .args import split
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -75,12 +74,12 @@ class _Progress:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .. import report
-    from ..adapters import resolve
-    from ..runfolder import prepare_output
-    from ..runner import run_suite
-    from ..suite import load_suite
-    from . import console
+    from harness import report
+    from harness.adapters import resolve
+    from harness.base.runfolder import prepare_output
+    from harness.cli import console
+    from harness.conformance.runner import run_suite
+    from harness.conformance.suite import load_suite
 
     adapters, cases = split(args.adapter, "--adapter"), split(args.case, "--case")
     devices, dtypes = split(args.device, "--device"), split(args.dtype, "--dtype")

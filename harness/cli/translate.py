@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._parser import frameworks
-from .args import CliError, scenario, split
+from harness.cli._parser import frameworks
+from harness.cli.args import CliError, scenario, split
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -34,10 +34,9 @@ def add_stream_arguments(p: argparse.ArgumentParser, what: str) -> None:
 def main(args: argparse.Namespace) -> int:
     import json
 
+    from harness.compare.explain import parse_args
+    from harness.compare.translate import render, translate
     from reference import implementations
-
-    from ..explain import parse_args
-    from ..translate import render, translate
 
     targets = split(args.to, "--to") or []
     if targets == ["all"]:

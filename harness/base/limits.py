@@ -75,7 +75,7 @@ def reference_bytes(n_params: int, records: int) -> int:
 
 def check_case(case: Any) -> None:
     """A case's reference (one per dtype at a time) and one result being measured must fit."""
-    from .metrics import record_steps
+    from harness.conformance.metrics import record_steps
 
     n = count_params(case.shapes)
     records = len(record_steps(case.steps, case.records))
@@ -89,7 +89,7 @@ def check_parity(steps: int, n_params: int, where: str) -> None:
     if steps > MAX_PARITY_STEPS:
         raise LimitError(f"{where}: {steps:,} steps (at most {MAX_PARITY_STEPS:,}: every spec of the comparison "
                          "replays them)")
-    from .parity import TRAJECTORY_BYTES
+    from harness.compare.parity import TRAJECTORY_BYTES
 
     need = 40 * n_params * 8 + min(steps * n_params * 8, CHUNK_BYTES * 4) + min(TRAJECTORY_BYTES, 200 * 48 * n_params)
     check_memory(need, f"{where} ({n_params:,} parameters)")

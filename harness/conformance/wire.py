@@ -1,4 +1,4 @@
-"""What the worker messages mean: tasks to the worker, validated results back (see `harness.channel`).
+"""What the worker messages mean: tasks to the worker, validated results back (see `harness.process.channel`).
 
 A result is checked here, in the driver, before anything is measured: every recorded step
 of the task exactly once and in order, every tensor with its shape, finite-or-not real
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .adapters.base import STATE_KINDS, Snapshot, Task
-from .channel import ChannelError, Message, encode
-from .streams import StreamSpec
+from harness.adapters.base import STATE_KINDS, Snapshot, Task
+from harness.base.streams import StreamSpec
+from harness.process.channel import ChannelError, Message, encode
 
 Payload = dict[str, Any]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .baseline import THROUGHPUT_KEY, BaselineError, Tables
-from .gate_findings import Findings, Thresholds, bench_item, index
+from harness.gate.baseline import THROUGHPUT_KEY, BaselineError, Tables
+from harness.gate.findings import Findings, Thresholds, bench_item, index
 
 
 def comparable(base: Tables, cur: Tables) -> list[str]:

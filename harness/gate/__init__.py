@@ -7,14 +7,14 @@ Four checks; a *regression* in any of them fails the gate (exit 1):
   baseline that fails, errors or is degenerate; a status this harness does not write counts
   as an error.
 * **divergence** at every recorded step of every case that passes in both, in one of two
-  modes (`harness.gate_numerics`): **exact** on the same machine fingerprint and versions
+  modes (`harness.gate.numerics`): **exact** on the same machine fingerprint and versions
   (each figure may grow to 2x its baseline: the runs are bitwise reproducible there) and
   **portable** elsewhere (each budget figure as its share of the tolerance: a row may not move
   from comfortably inside into the upper half of its budget). The gate says which mode it
   used and why.
 * **parity**: a cross-framework pair's verdict changed, or its divergence grew (same rules),
   or the pair went missing.
-* **throughput** (bench folders, `harness.gate_throughput`): slower by more than
+* **throughput** (bench folders, `harness.gate.throughput`): slower by more than
   ``min_effect`` and significant over the samples (Mann-Whitney U) and, with several rounds,
   over the round medians (Welch); same machine type and versions only unless
   ``throughput="always"``.
@@ -33,12 +33,12 @@ from typing import Any
 
 import pandas as pd
 
-from . import gate_numerics
-from .baseline import BaselineError, Tables
-from .gate_findings import CHANGE_COLUMNS, FINDING_COLUMNS, Findings, Thresholds, records
-from .gate_output import markdown, write
-from .gate_throughput import comparable
-from .gate_throughput import throughput as throughput_check
+from harness.gate import numerics as gate_numerics
+from harness.gate.baseline import BaselineError, Tables
+from harness.gate.findings import CHANGE_COLUMNS, FINDING_COLUMNS, Findings, Thresholds, records
+from harness.gate.output import markdown, write
+from harness.gate.throughput import comparable
+from harness.gate.throughput import throughput as throughput_check
 
 CHECKS = ("completeness", "conformance", "divergence", "parity", "throughput")
 THROUGHPUT_MODES = ("auto", "always", "off")

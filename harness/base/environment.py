@@ -11,14 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.adapters._common import cpu_name, package_version
+from harness.base import fingerprint
 from reference import implementations
-
-from . import fingerprint
-from .adapters._common import cpu_name, package_version
 
 
 def git() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()

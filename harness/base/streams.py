@@ -392,12 +392,12 @@ class _Recording:
 
     Every member's ``.npy`` header is checked against the member's stored size, so a truncated
     or padded file is refused when it is opened, and the shapes it claims against the harness's
-    limits (`harness.limits`) before anything is read."""
+    limits (`harness.base.limits`) before anything is read."""
 
     MAX_MEMBERS = 10_000
 
     def __init__(self, path: Path):
-        from .limits import MAX_PARAMS
+        from harness.base.limits import MAX_PARAMS
 
         self.path = path
         if not path.is_file():
@@ -440,7 +440,7 @@ class _Recording:
             if dtype.hasobject or dtype.kind not in "fiu":
                 raise ValueError(f"{member.filename} has dtype {dtype}; real numbers only")
             offset = f.tell()
-        from .limits import MAX_PARAMS, MAX_STEPS
+        from harness.base.limits import MAX_PARAMS, MAX_STEPS
 
         per_step = math.prod(shape[1:]) if len(shape) > 1 else 1
         if per_step > MAX_PARAMS or (shape and shape[0] > MAX_STEPS):  # claims are checked before data is read

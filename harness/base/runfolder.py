@@ -44,9 +44,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.base import schema
 from reference.errors import InputError
-
-from . import schema
 
 FORMAT = "rmsprop-harness-run"
 SCHEMA = schema.VERSION

@@ -3,15 +3,15 @@
 `run_suite` plans one task per case x adapter x device x dtype, runs each framework in its
 own worker process (at most ``jobs`` at a time), computes the float64 reference once per
 case, preset, arguments and dtype, and measures every recorded snapshot against it
-(`harness.metrics`). Rows are published to the run folder in atomic generations every few
-seconds and at the end (`harness.runfolder`), so an interrupted run keeps what it finished
+(`harness.conformance.metrics`). Rows are published to the run folder in atomic generations every few
+seconds and at the end (`harness.base.runfolder`), so an interrupted run keeps what it finished
 and says it is incomplete (``run.json``: planned vs finished tasks).
 
 The ``warnings`` column lists what the framework silently rewrites or ignores in the
 arguments given (``epsilon=0`` becoming 1e-7 in tf_keras legacy, ``lr=`` ignored by
 tf_keras, a float32 clip factor on Keras' torch backend, ...), separated by `` | ``.
 
-Status of a summary row (`harness.schema.STATUSES`): ``ok`` (within tolerance at every
+Status of a summary row (`harness.base.schema.STATUSES`): ``ok`` (within tolerance at every
 recorded step), ``fail`` (the reason names the first quantity and step out of tolerance),
 ``degenerate`` (nothing was compared: the reference's parameters never moved to a finite
 new value), ``unsupported`` (the framework cannot express the requested semantics or
@@ -38,19 +38,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.adapters import ADAPTERS, BUILTIN, STATE_KINDS, Task, resolve
+from harness.base import environment, options, schema
+from harness.base.limits import check_case
+from harness.base.runfolder import RunFolder
+from harness.compare.parity import parity
+from harness.conformance.metrics import (
+    ULP_LABELS,
+    ReferencePoint,
+    divergence,
+    record_steps,
+    reference_points,
+    ulp_histogram,
+)
+from harness.conformance.suite import Case, Suite, load_suite
+from harness.conformance.worker import run_worker
+from harness.process import spawn
 from reference import RMSpropSpec
 from reference.budget import run_tolerance, state_tolerance
 from reference.errors import InputValueError
 from reference.translate import Unsupported
-
-from . import environment, options, schema, spawn
-from .adapters import ADAPTERS, BUILTIN, STATE_KINDS, Task, resolve
-from .limits import check_case
-from .metrics import ULP_LABELS, ReferencePoint, divergence, record_steps, reference_points, ulp_histogram
-from .parity import parity
-from .runfolder import RunFolder
-from .suite import Case, Suite, load_suite
-from .worker import run_worker
 
 STATUSES = schema.STATUSES
 WARNING_SEPARATOR = " | "
@@ -108,7 +115,7 @@ class RunResult:
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every table by its file stem (`harness.schema.CONFORMANCE_TABLES`)."""
+        """Every table by its file stem (`harness.base.schema.CONFORMANCE_TABLES`)."""
         return {"summary": self.summary, "divergence": self.divergence, "ulp_histogram": self.ulp_histogram,
                 "parity": self.parity, "sweep": self.sweep, "attribution": self.attribution,
                 "interactions": self.interactions}
@@ -382,7 +389,7 @@ def run_suite(
     """Run ``suite`` (a `Suite`, a built-in name or a path) and return the DataFrames.
 
     ``out=None`` keeps everything in memory. ``progress(done, total, summary_row)`` is
-    called after each task. The suite's ``[[parity]]`` scenarios (`harness.parity`) are
+    called after each task. The suite's ``[[parity]]`` scenarios (`harness.compare.parity`) are
     computed too, unless ``cases`` selects a subset (then only with ``parity_scenarios=True``)
     or ``parity_scenarios=False``.
     """

@@ -36,7 +36,7 @@ Case keys: ``name``, ``description``, ``adapters``, ``args`` (a table per adapte
 name or family: ``torch``, ``keras``, ``tf_keras``, ``tf_keras_legacy``, ``tf1``,
 ``optax``; an adapter without one runs its framework's defaults), ``spec`` (the
 knobs of `reference.RMSpropSpec`; instead of ``args``), ``stream`` (see
-`harness.streams`; a recorded ``path`` is relative to the suite file),
+`harness.base.streams`; a recorded ``path`` is relative to the suite file),
 ``shapes``, ``steps``, ``dtypes``, ``devices``, ``seed``, ``schedule``,
 ``init_scale`` (initial parameters are seeded N(0, init_scale^2) unless a
 recording has them), ``records`` (how many log-spaced steps to record) and
@@ -65,16 +65,15 @@ from typing import Any
 
 import numpy as np
 
+from harness.adapters import ADAPTERS, resolve
+from harness.base.limits import MAX_PARAMS, MAX_RECORDS, MAX_STEPS, LimitError, check_shapes
+from harness.base.streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec, initial_params
+from harness.compare.parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
 from reference import RMSpropSpec, implementations, presets
 from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args, native_args
 
-from .adapters import ADAPTERS, resolve
-from .limits import MAX_PARAMS, MAX_RECORDS, MAX_STEPS, LimitError, check_shapes
-from .parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
-from .streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec, initial_params
-
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
 
 CASE_KEYS = ("name", "description", "adapters", "args", "spec", "stream", "shapes", "steps", "dtypes", "devices",
              "seed", "schedule", "init_scale", "records", "timeout", "matrix")
@@ -189,7 +188,7 @@ class Suite:
     path: Path
     digest: str  # sha256 of the file
     cases: tuple[Case, ...]
-    parity: tuple[Scenario, ...] = ()  # cross-framework parity scenarios (`harness.parity`)
+    parity: tuple[Scenario, ...] = ()  # cross-framework parity scenarios (`harness.compare.parity`)
 
 
 # ------------------------------------------------------------------- loading
@@ -261,7 +260,7 @@ class _Loader:
         return Suite(name, description, self.path, digest, tuple(out), self.parities(data.get("parity", [])))
 
     def parities(self, tables: Any) -> tuple[Scenario, ...]:
-        """``[[parity]]`` tables: settings stated once, compared across presets (`harness.parity`)."""
+        """``[[parity]]`` tables: settings stated once, compared across presets (`harness.compare.parity`)."""
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             raise self.fail("parity", "expected [[parity]] tables")
         out, seen = [], set()

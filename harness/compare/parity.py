@@ -31,7 +31,7 @@ For a pair (A, B) at one scale:
   non-finite (an overflow on both sides agrees trivially): nothing was compared.
 
 Attribution to knobs (Shapley values, summing to the pair's divergence) is in
-`harness.attribution`.
+`harness.compare.attribution`.
 """
 
 from __future__ import annotations
@@ -46,14 +46,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.base import schema
+from harness.base.limits import CHUNK_BYTES, check_parity, count_params
+from harness.base.streams import GradientStream, StreamSpec, initial_params
 from reference import RMSpropSpec, implementations, init, presets, update
 from reference.budget import UNIT_ROUNDOFF, run_tolerance
 from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
-
-from . import schema
-from .limits import CHUNK_BYTES, check_parity, count_params
-from .streams import GradientStream, StreamSpec, initial_params
 
 STANDARD_SHAPES = {"w": (32, 16), "b": (16,)}
 STANDARD_STEPS = 200
@@ -308,7 +307,7 @@ class ParityResult:
 def parity(scenarios: list[Scenario] | Scenario) -> ParityResult:
     """Pairwise divergence at every scale, the worst scale's verdict and its attribution to knobs,
     for every scenario (pairs in preset order, A before B)."""
-    from .attribution import attribute, differing_knobs, label
+    from harness.compare.attribution import attribute, differing_knobs, label
 
     if isinstance(scenarios, Scenario):
         scenarios = [scenarios]

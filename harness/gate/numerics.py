@@ -1,6 +1,6 @@
 """The gate's numerical checks (conformance statuses, divergence per step, parity), in two modes.
 
-**exact** (the same machine fingerprint and package versions, `harness.fingerprint`): a
+**exact** (the same machine fingerprint and package versions, `harness.base.fingerprint`): a
 conformance run is bitwise reproducible there, so any change is the code's or the
 framework's. Each of `GATED_FIGURES` may grow to ``factor`` (2) times its baseline at every
 recorded step; a figure under one ULP or one budget unit counts as one (below that it is
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from . import fingerprint
-from .baseline import CONFORMANCE_KEY, GATED_FIGURES, PARITY_KEY, SHARES, BaselineError, Tables
-from .gate_findings import Findings, Thresholds, index, item, steps_text, times
-from .schema import STATUSES
+from harness.base import fingerprint
+from harness.base.schema import STATUSES
+from harness.gate.baseline import CONFORMANCE_KEY, GATED_FIGURES, PARITY_KEY, SHARES, BaselineError, Tables
+from harness.gate.findings import Findings, Thresholds, index, item, steps_text, times
 
 SAME_MATHEMATICS = ("identical", "rounding")
 

@@ -1,7 +1,7 @@
 """The columns of every table the harness writes, and the statuses; one place, versioned.
 
 ``VERSION`` is the run folder's schema (``run.json``): it changes whenever a table gains,
-loses or renames a column, so a reader never misreads an older folder (`harness.runfolder`).
+loses or renames a column, so a reader never misreads an older folder (`harness.base.runfolder`).
 """
 
 from __future__ import annotations

@@ -60,16 +60,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.adapters import ADAPTERS, ONE_THREAD, AdapterInfo, resolve
+from harness.adapters.base import Adapter, BenchPoint, Stepper
+from harness.adapters.torch_adapter import TorchDevices  # imports torch only inside its methods
+from harness.base import environment, options, schema
+from harness.base.limits import MAX_TENSORS
+from harness.base.runfolder import RunFolder
+from harness.process import channel, spawn
 from reference import RMSpropSpec, presets
 from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
-
-from . import channel, environment, options, schema, spawn
-from .adapters import ADAPTERS, ONE_THREAD, AdapterInfo, resolve
-from .adapters.base import Adapter, BenchPoint, Stepper
-from .adapters.torch_adapter import TorchDevices  # imports torch only inside its methods
-from .limits import MAX_TENSORS
-from .runfolder import RunFolder
 
 THROUGHPUT_COLUMNS = schema.THROUGHPUT
 POINT_KEY = ("bench", "adapter", "variant", "device", "dtype", "n_params", "n_tensors", "layout")
@@ -353,7 +353,7 @@ class BenchSuite:
     threads: int | None = None  # intra-op threads per framework; None: each framework's default
 
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
 
 
 def load_bench_suite(name_or_path: str | Path) -> BenchSuite:
@@ -485,7 +485,7 @@ def plan(suite: BenchSuite, adapters: list[str] | None = None, devices: list[str
 
 
 # ------------------------------------------------------------------------ the worker
-_FD: int | None = None  # the worker's message pipe (`harness.channel`)
+_FD: int | None = None  # the worker's message pipe (`harness.process.channel`)
 
 
 def _emit(row: dict) -> None:
@@ -501,7 +501,7 @@ def _threads() -> int | None:
 
 
 def _worker(request: dict) -> None:
-    from .worker import instantiate as _instantiate
+    from harness.conformance.worker import instantiate as _instantiate
 
     for job in request["jobs"]:
         base = {"bench": job["bench"], "adapter": job["adapter"], "framework": job["family"]}
@@ -606,7 +606,7 @@ def _overhead_worker(request: dict) -> None:
 def _overhead_size(size: int, request: dict) -> None:
     import torch
 
-    from .adapters.torch_adapter import Foreach
+    from harness.adapters.torch_adapter import Foreach
 
     shapes = model_shapes(size)
     point = BenchPoint("torch.foreach", "foreach", "cpu", "float32", shapes, {"lr": 1e-3})
@@ -648,7 +648,7 @@ def _worker_main(fd: int) -> int:
         _overhead_worker(request)
     else:
         _worker(request)
-        from .fingerprint import dispatch
+        from harness.base.fingerprint import dispatch
 
         channel.send(fd, "hello", {"dispatch": dispatch()})  # the frameworks its adapters imported
     return 0
@@ -675,7 +675,7 @@ class BenchResult:
 def _spawn(env_extra: dict[str, str], request: dict, timeout: float,
            on_row: Callable[[dict], None], on_hello: Callable[[dict], None] | None = None) -> tuple[int | None, str]:
     """Run one bench worker; rows go to ``on_row`` as they arrive. (exit code or None on timeout, log tail)."""
-    worker = spawn.Worker("bench", [], env_extra, channel.encode("request", request))
+    worker = spawn.Worker("harness.bench", [], env_extra, channel.encode("request", request))
     reader = channel.Reader(worker.read_fd)
     deadline = time.monotonic() + timeout
     timed_out = False
@@ -881,7 +881,7 @@ def run_overhead(sizes: tuple[int, ...] = (1_000_000, 10_000_000), pairs: int = 
     frame = pd.DataFrame(rows)
     frame["ratio"] = frame["harness_s"] / frame["bare_s"]
     if out is not None:
-        from .runfolder import prepare_output, write_text
+        from harness.base.runfolder import prepare_output, write_text
 
         write_text(prepare_output(out) / "overhead.csv", frame.to_csv(index=False))
     return frame
@@ -900,7 +900,3 @@ def overhead_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["THROUGHPUT_COLUMNS", "BenchError", "BenchResult", "bytes_per_param", "load_bench_suite", "measure",
            "model_shapes", "run_bench", "run_overhead", "split_shapes"]
-
-if __name__ == "__main__":
-    spawn.worker_start()
-    sys.exit(_worker_main(int(sys.argv[1])))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .metrics import ULP_LABELS
+from harness.conformance.metrics import ULP_LABELS
 
 FLOOR = 1e-3  # where an exactly-zero divergence is drawn on a log axis (marked in the legend)
 _DPI = 90
@@ -173,7 +173,7 @@ def attribution_heatmap(attribution: pd.DataFrame, scenario: str) -> bytes | Non
 
 def seed_contour(paths: dict[str, np.ndarray] | None = None) -> bytes:
     """The seed document's picture: SGD zig-zags across a steep, flat valley; RMSprop does not."""
-    from .seed_example import QUADRATIC, quadratic_loss, quadratic_paths
+    from harness.compare.seed_example import QUADRATIC, quadratic_loss, quadratic_paths
 
     paths = paths or quadratic_paths()
     x0, y0 = QUADRATIC["start"]

@@ -2,7 +2,7 @@
 
 The driver never imports a framework, and never imports a user's module: `describe` starts a
 worker that imports the target and sends back its class attributes (name, preset, family,
-environment, device kinds) over the channel (`harness.channel`, no pickles).
+environment, device kinds) over the channel (`harness.process.channel`, no pickles).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from harness.process import channel, spawn
 from reference.errors import InputKeyError
-
-from . import channel, spawn
 
 STARTUP_GRACE = 120.0  # seconds a worker may spend importing its framework before the first task
 ADAPTER_ATTRIBUTES = ("name", "available", "run", "devices", "unsupported")
@@ -76,7 +75,7 @@ def describe(target: str, env: dict[str, str] | None = None, python: str = sys.e
     framework); `InputKeyError` with one line when it cannot be loaded or is not an adapter."""
     if not TARGET.fullmatch(target):
         raise InputKeyError(f"adapter {target!r}: expected package.module:factory")
-    worker = spawn.Worker("worker", ["--describe", target], env or {}, None, str(Path.cwd()), python)
+    worker = spawn.Worker("harness.process.loading", [target], env or {}, None, str(Path.cwd()), python)
     try:
         message = channel.Reader(worker.read_fd).read(time.monotonic() + timeout, 0)
     except TimeoutError:
@@ -107,3 +106,8 @@ def describe_main(fd: int, target: str) -> int:
 
 __all__ = ["STARTUP_GRACE", "TARGET", "attributes", "describe", "describe_main", "explain", "instantiate",
            "resolve_target"]
+
+
+if __name__ == "__main__":
+    spawn.worker_start()
+    sys.exit(describe_main(int(sys.argv[1]), sys.argv[2]))

@@ -24,8 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import runfolder, schema
-from .runner import WARNING_SEPARATOR
+from harness.base import runfolder, schema
+from harness.conformance.runner import WARNING_SEPARATOR
 
 MAX_FIGURES = 40  # divergence figures (one per case); a matrix suite has more cases than anyone reads
 MAX_ROWS = 50  # failing rows listed in report.md
@@ -86,7 +86,7 @@ class Run:
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """A run folder through its manifest (`harness.runfolder.load`); `ReportError` with one line."""
+    """A run folder through its manifest (`harness.base.runfolder.load`); `ReportError` with one line."""
     try:
         loaded = runfolder.load(run_dir)
     except runfolder.RunFolderError as exc:
@@ -435,8 +435,8 @@ def _env_table(env: dict[str, Any]) -> pd.DataFrame:
 
 
 def html_report(run: Run) -> str:
-    from . import plots
-    from .seed_example import quadratic_paths
+    from harness.compare.seed_example import quadratic_paths
+    from harness.report import plots
 
     if not run.conformance:
         return _bench_html(run)
@@ -519,7 +519,7 @@ def html_report(run: Run) -> str:
 
 
 def _bench_html(run: Run) -> str:
-    from . import plots
+    from harness.report import plots
 
     tp = run.throughput
     parts = [f"<h1>RMSprop throughput: suite <code>{html.escape(run.suite)}</code></h1>",

@@ -44,12 +44,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.adapters.base import STATE_KINDS, Snapshot
+from harness.base.streams import GradientStream, cast
 from reference import RMSpropSpec, init, learning_rate, update
 from reference.budget import UNIT_ROUNDOFF
 from reference.rmsprop import denominator
-
-from .adapters.base import STATE_KINDS, Snapshot
-from .streams import GradientStream, cast
 
 #: (mantissa bits incl. the implicit one, minimum normal exponent) per run dtype
 _FORMAT = {"float64": (53, -1022), "float32": (24, -126), "float16": (11, -14), "bfloat16": (8, -126)}

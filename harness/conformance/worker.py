@@ -2,12 +2,12 @@
 
 Keras' backend choice and JAX's x64 switch are process-global, and TF, JAX and torch
 fight over threads and memory, so the driver never imports a framework. `run_worker`
-starts ``python -P -m harness.worker FD`` (`harness.spawn`) with the adapters'
+starts ``python -P -m harness.conformance.worker FD`` (`harness.process.spawn`) with the adapters'
 environment, sends the tasks on its stdin and reads messages back from the pipe ``FD``
-(`harness.channel`: JSON and ``.npy`` arrays, never pickles): first a ``hello``
+(`harness.process.channel`: JSON and ``.npy`` arrays, never pickles): first a ``hello``
 (versions, devices, the math libraries' dispatch), then one ``result`` per task as soon
 as it finishes, so the driver can write rows while others run. Each result is validated
-in the driver (`harness.wire`) before it is measured.
+in the driver (`harness.conformance.wire`) before it is measured.
 
 A task that raises becomes an ``error`` result. A worker that crashes, sends a malformed
 message or passes a task's timeout is killed; its current task becomes an ``error`` with
@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import channel, spawn, wire
-from .adapters import ADAPTERS, BUILTIN, AdapterInfo, Task
-from .loading import STARTUP_GRACE, describe_main, instantiate
-from .loading import explain as _describe
+from harness.adapters import ADAPTERS, BUILTIN, AdapterInfo, Task
+from harness.conformance import wire
+from harness.process import channel, spawn
+from harness.process.loading import STARTUP_GRACE, instantiate
+from harness.process.loading import explain as _describe
 
 Payload = dict[str, Any]
 
@@ -54,8 +55,8 @@ def run_worker(
 def _one_worker(python, env, targets, tasks, pending, on_result, on_hello, user_path) -> set[int]:
     """Start one worker for ``pending``; return the task indices that got a payload."""
     done: set[int] = set()
-    worker = spawn.Worker("worker", [], env, wire.request(targets, [(i, tasks[i]) for i in pending]), user_path,
-                          python)
+    request = wire.request(targets, [(i, tasks[i]) for i in pending])
+    worker = spawn.Worker("harness.conformance.worker", [], env, request, user_path, python)
     reader = channel.Reader(worker.read_fd)
     started = False
     current = pending[0]
@@ -142,7 +143,7 @@ def _run_task(adapter, task: Task, devices: list[str]) -> tuple[Payload, list]:
 
 
 def _main(fd: int) -> int:
-    from .fingerprint import dispatch
+    from harness.base.fingerprint import dispatch
 
     targets, tasks = wire.decode_request(channel.read_stdin_request())
     adapters, status = _load(targets)
@@ -178,6 +179,4 @@ def _main(fd: int) -> int:
 
 if __name__ == "__main__":
     spawn.worker_start()
-    if len(sys.argv) > 3 and sys.argv[2] == "--describe":
-        sys.exit(describe_main(int(sys.argv[1]), sys.argv[3]))
     sys.exit(_main(int(sys.argv[1])))

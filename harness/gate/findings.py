@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.gate.baseline import BaselineError
 from reference.errors import InputValueError
-
-from .baseline import BaselineError
 
 FINDING_COLUMNS = ["check", "severity", "item", "figure", "step", "baseline", "current", "change", "message"]
 CHANGE_COLUMNS = ["check", "item", "figure", "step", "baseline", "current", "change"]

@@ -3,7 +3,7 @@
 ``translate("torch", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}, "optax")`` builds the
 source's semantics (its preset), asks `reference.translate.native_args` for the
 target's arguments that compute them, and then *measures*: both float64 references
-run on a standard gradient stream (`harness.parity`) and the result is
+run on a standard gradient stream (`harness.compare.parity`) and the result is
 
 * ``exact``: the target computes the same mathematics (divergence at float64
   rounding level, or bitwise identical);
@@ -25,12 +25,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.compare.attribution import attribute, label
+from harness.compare.parity import Scenario, Sweep
 from reference import RMSpropSpec, implementations, presets
 from reference.errors import InputError, InputValueError
 from reference.translate import Unsupported, native_args
-
-from .attribution import attribute, label
-from .parity import Scenario, Sweep
 
 STATUSES = ("exact", "equivalent", "closest", "degenerate")
 _MAX_RELAX = 12
@@ -48,7 +47,7 @@ class Translation:
     status: str  # exact | equivalent | closest
     args: dict[str, Any]  # the target's arguments (those that differ from its defaults)
     call: str
-    divergence: dict[str, Any]  # `harness.parity.compare` of source and target at the worst scale
+    divergence: dict[str, Any]  # `harness.compare.parity.compare` of source and target at the worst scale
     scale: float = 1.0  # the gradient scale (gain on the stream) where they differ most
     lacking: list[dict[str, Any]] = field(default_factory=list)  # knob, wanted, got: what the target cannot do
     attribution: list[dict[str, Any]] = field(default_factory=list)

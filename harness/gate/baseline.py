@@ -30,10 +30,9 @@ from typing import Any
 
 import pandas as pd
 
+from harness.base import runfolder
+from harness.bench import POINT_KEY
 from reference.errors import InputValueError
-
-from . import runfolder
-from .bench import POINT_KEY
 
 FORMAT = "rmsprop-harness-baseline"
 VERSION = 2  # 2: tolerance columns and the machine fingerprint (portable comparisons)

@@ -3,7 +3,7 @@
 For a pair (A, B) whose effective knobs differ in the *players* ``K`` (knobs that must move
 together, like weight decay and its mode, form one player), let ``d(S)`` be the divergence of
 B from A with the knobs of ``S`` set to B's values, on the same stream and scale
-(`harness.parity.compare`), and ``v(S) = d(∅) - d(S)``: how much of the pair's divergence
+(`harness.compare.parity.compare`), and ``v(S) = d(∅) - d(S)``: how much of the pair's divergence
 matching ``S`` removes. A knob's Shapley value
 
     φ_i = Σ_{S ⊆ K∖{i}} |S|! (k-|S|-1)! / k!  ·  (v(S ∪ {i}) - v(S))
@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.compare.parity import Runner, Scenario, compare
 from reference import RMSpropSpec
 from reference.translate import KNOBS
-
-from .parity import Runner, Scenario, compare
 
 MAX_EXACT = 8
 SAMPLES = 256

@@ -5,10 +5,10 @@
 `record_seed` trains the model with ``torch.optim.RMSprop(lr=0.01, alpha=0.99,
 eps=1e-8, weight_decay=0, momentum=0, centered=False)`` as the document does
 (``torch.manual_seed(0)``, float32) and stores the gradient of every step with the
-initial weights in the recorded layout of `harness.streams`. The ``seed`` suite
+initial weights in the recorded layout of `harness.base.streams`. The ``seed`` suite
 replays that file through every framework::
 
-    python -m harness.seed_example suites/seed.npz   # needs torch; the file is committed
+    python -m harness.compare.seed_example suites/seed.npz   # needs torch; the file is committed
 
 **The picture.** The document explains RMSprop with contour lines: on a valley steep in
 one direction and flat in the other, SGD zig-zags across the valley and crawls along
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .streams import record
+from harness.base.streams import record
 
 #: The valley: flat along x, steep along y (condition number b/a = 80), and where every path starts.
 QUADRATIC = {"a": 0.05, "b": 4.0, "start": (-4.5, 1.5)}
@@ -64,9 +64,8 @@ def quadratic_paths(steps: int = 50, sgd_lr: float = 0.45, settings: dict | None
     (the gradient ``(a x, b y)`` of the current point). SGD's lr is close to its stability limit
     ``2/b`` along y, as in the document's picture; RMSprop gets ``settings`` (default lr 0.1,
     decay 0.9) in each framework's own arguments."""
+    from harness.compare.parity import Scenario
     from reference import init, update
-
-    from .parity import Scenario
 
     a, b = QUADRATIC["a"], QUADRATIC["b"]
     curvature = np.array([a, b])

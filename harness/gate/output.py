@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import runfolder
-from .baseline import GATED_FIGURES
+from harness.base import runfolder
+from harness.gate.baseline import GATED_FIGURES
 
 if TYPE_CHECKING:
-    from .gate import GateResult
+    from harness.gate import GateResult
 
 
 def _md_escape(text: Any) -> str:

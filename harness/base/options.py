@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 
+from harness.base.streams import DTYPES
 from reference.errors import InputValueError
-
-from .streams import DTYPES
 
 DEVICES = ("cpu", "gpu", "auto")
 

@@ -2,7 +2,7 @@
 
 Every worker (conformance, bench, describe) is started here:
 
-* ``python -P -m harness.<module>``: ``-P`` keeps the current directory off ``sys.path``, and
+* ``python -P -m <module>``: ``-P`` keeps the current directory off ``sys.path``, and
   ``PYTHONPATH`` starts with the directory this harness is installed in, so a ``harness/``
   (or ``torch.py``) in the current directory is never imported. User adapters given as
   ``package.module:factory`` are looked up in the current directory only when the request
@@ -13,7 +13,7 @@ Every worker (conformance, bench, describe) is started here:
 * The worker asks the kernel for SIGKILL when the driver dies (``PR_SET_PDEATHSIG``, Linux),
   and exits at once if the driver is already gone: a SIGKILL of the driver leaves nothing.
 * The request goes through the worker's stdin and messages come back on a pipe
-  (`harness.channel`); stdout and stderr go to a pipe whose last lines are kept in memory
+  (`harness.process.channel`); stdout and stderr go to a pipe whose last lines are kept in memory
   (the reason an error row gives). No temporary files or folders.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 PARENT_ENV = "RMSPROP_HARNESS_PARENT"
 USER_PATH_ENV = "RMSPROP_HARNESS_USER_PATH"
-ROOT = Path(__file__).resolve().parent.parent  # where the harness and reference packages are installed
+ROOT = Path(__file__).resolve().parents[2]  # where the harness and reference packages are installed
 
 _LIVE: set[subprocess.Popen] = set()
 _LOCK = threading.Lock()
@@ -59,7 +59,7 @@ class Worker:
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         try:
             self.proc = subprocess.Popen(
-                [python, "-P", "-m", f"harness.{module}", str(write_fd), *args],
+                [python, "-P", "-m", module, str(write_fd), *args],
                 env=child_env(env_extra, user_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True, close_fds=True)
         finally:
