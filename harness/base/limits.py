@@ -21,6 +21,7 @@ MAX_STEPS = 100_000_000  # steps of one conformance case
 MAX_RECORDS = 10_000  # recorded steps of one case
 MAX_PARITY_STEPS = 100_000  # steps of a parity or translate scenario (every spec, at every scale, replays them)
 CHUNK_BYTES = 64 << 20  # gradient rows generated or read at a time
+TRAJECTORY_BYTES = 1 << 30  # reference trajectories a parity runner keeps in memory
 _STATE_ARRAYS = 3  # nu, mu, trace
 
 
@@ -73,12 +74,10 @@ def reference_bytes(n_params: int, records: int) -> int:
     return kept + running + min(CHUNK_BYTES, 64 * n_params * 8) * 3
 
 
-def check_case(case: Any) -> None:
-    """A case's reference (one per dtype at a time) and one result being measured must fit."""
-    from harness.conformance.metrics import record_steps
-
+def check_case(case: Any, records: int) -> None:
+    """A case's reference (one per dtype at a time, ``records`` recorded steps) and one result being measured
+    must fit."""
     n = count_params(case.shapes)
-    records = len(record_steps(case.steps, case.records))
     per_dtype = reference_bytes(n, records)
     result = records * (1 + _STATE_ARRAYS) * n * 8 * 2  # received snapshots and their float64 copies
     check_memory(per_dtype * len(case.dtypes) + result, f"case {case.name!r} ({n:,} parameters, {records} recorded "
@@ -89,8 +88,6 @@ def check_parity(steps: int, n_params: int, where: str) -> None:
     if steps > MAX_PARITY_STEPS:
         raise LimitError(f"{where}: {steps:,} steps (at most {MAX_PARITY_STEPS:,}: every spec of the comparison "
                          "replays them)")
-    from harness.compare.parity import TRAJECTORY_BYTES
-
     need = 40 * n_params * 8 + min(steps * n_params * 8, CHUNK_BYTES * 4) + min(TRAJECTORY_BYTES, 200 * 48 * n_params)
     check_memory(need, f"{where} ({n_params:,} parameters)")
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare.parity import Runner, Scenario, compare
+from harness.compare.sweep import Runner, Scenario, compare
 from reference import RMSpropSpec
 from reference.translate import KNOBS
 

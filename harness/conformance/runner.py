@@ -151,9 +151,9 @@ def plan(
     for case in suite.cases:
         if cases and not any(fnmatch.fnmatchcase(case.name, p) for p in cases):
             continue
-        check_case(case)
-        params0, lrs = case.params0(), case.lrs()
         steps = record_steps(case.steps, case.records)
+        check_case(case, len(steps))
+        params0, lrs = case.params0(), case.lrs()
         for adapter in (*case.adapters, *(u for u in users if u not in case.adapters and _joins(case, u))):
             if wanted is not None and adapter not in wanted:
                 continue
