@@ -73,6 +73,28 @@ def test_measure_synchronises_every_block_and_takes_the_samples_asked_for() -> N
     assert calls["sync"] >= t.samples + 2  # one before, the first step, the warm-up blocks, each sample
 
 
+def test_a_measurement_keeps_raw_samples_and_merges_rounds_by_key() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from harness.base.measurement import Measurement
+
+    a = Measurement(sample_s=(3.0, 1.0, 2.0), key=("p",), first_step_s=5.0)
+    b = Measurement(sample_s=(4.0, 6.0, 5.0), key=("p",), first_step_s=7.0)
+    other = Measurement(sample_s=(9.0,), key=("q",), first_step_s=9.0)
+    assert (a.median_s, a.q1_s, a.q3_s, a.samples, a.compile_s) == (2.0, 1.5, 2.5, 3, 3.0)
+    with pytest.raises(FrozenInstanceError):
+        a.key = ("x",)  # type: ignore[misc]
+    pooled, q = Measurement.merge([a, other, b])
+    assert pooled.key == ("p",) and pooled.sample_s == (3.0, 1.0, 2.0, 4.0, 6.0, 5.0)  # in order, nothing dropped
+    assert pooled.round_median_s == (2.0, 5.0) and pooled.rounds == 2 and pooled.median_s == 3.5
+    assert pooled.first_step_s == 6.0 and q.sample_s == (9.0,) and q.rounds == 1
+    [again] = Measurement.merge([pooled, Measurement(sample_s=(7.0,), key=("p",), first_step_s=6.0)])
+    assert again.round_median_s == (2.0, 5.0, 7.0)  # merging a merge keeps its rounds
+    row = {"sample_s": [1.0, 2.0], "median_s": 1.5, "first_step_s": 3.0, "round_median_s": None}
+    assert Measurement.from_row(row).sample_s == (1.0, 2.0)
+    assert Measurement.from_row({"median_s": 1.5, "sample_s": None}).sample_s == (1.5,)  # an older row: its median
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ("[[bench]]\nsizes = [0]\n", "bench[0].sizes: expected whole numbers of parameters >= 1"),
     ("[[bench]]\nadapters = ['mxnet']\n", "bench[0].adapters: unknown adapter 'mxnet'"),
@@ -94,7 +116,7 @@ def test_bad_bench_suites_are_one_line(tmp_path, body, message) -> None:
 
 
 def test_the_gate_suite_pins_threads_and_rounds() -> None:
-    from harness.bench import _bench_env
+    from harness.bench.run import _bench_env
 
     suite = load_bench_suite("perf-gate")
     assert suite.rounds == 3 and suite.threads == 1
@@ -200,7 +222,7 @@ def test_an_explicit_device_that_measured_nothing_is_exit_2(fake_bench, tmp_path
 
 
 def test_a_malformed_row_from_a_worker_is_an_error_row() -> None:
-    from harness.bench import _clean_row
+    from harness.bench.run import _clean_row
 
     assert _clean_row({"adapter": "a", "status": "ok", "median_s": "fast"})["status"] == "error"
     assert _clean_row(["not", "a", "row"])["status"] == "error"
@@ -214,10 +236,10 @@ def test_torch_and_optax_variants_run() -> None:
     pytest.importorskip("optax")
     from harness.bench import BenchEntry, BenchSuite
 
-    entry = BenchEntry("smoke", ("torch.single", "torch.foreach", "optax", "tf.raw"),
-                       ("for-loop", "foreach", "jit", "jit+donate", "tf.function"), (1000,), None, ("float32",),
-                       "auto", {"lr": 1e-3}, 0.01, 3)
-    result = run_bench(BenchSuite("smoke", "", None, (entry,)), out=None)
+    entry = BenchEntry(name="smoke", adapters=("torch.single", "torch.foreach", "optax", "tf.raw"),
+                       variants=("for-loop", "foreach", "jit", "jit+donate", "tf.function"), sizes=(1000,),
+                       settings={"lr": 1e-3}, min_time=0.01, repeats=3)
+    result = run_bench(BenchSuite(name="smoke", entries=(entry,)), out=None)
     ok = result.throughput[result.throughput["status"] == "ok"]
     got = set(zip(ok["adapter"], ok["variant"], strict=True))
     assert {("torch.single", "for-loop"), ("torch.foreach", "foreach"), ("optax", "jit"),

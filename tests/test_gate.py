@@ -245,7 +245,7 @@ def test_with_rounds_the_shift_must_also_beat_the_run_to_run_noise() -> None:
 
 
 def test_rounds_are_pooled_per_point() -> None:
-    from harness.bench import _pool
+    from harness.bench.run import _pool
 
     key = {"bench": "b", "adapter": "a", "variant": "v", "device": "cpu", "dtype": "float32", "n_params": 10,
            "n_tensors": 1, "layout": "flat", "first_step_s": 1.0, "peak_mem_bytes": 5, "mem_delta_bytes": 1}

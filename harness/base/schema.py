@@ -47,6 +47,16 @@ THROUGHPUT = [
     "peak_mem_bytes", "mem_delta_bytes", "threads", "description", "rounds", "sample_s", "round_median_s",
 ]
 
+#: The columns that name one row of a table (what the gate matches a baseline's rows by).
+#: A benchmark point: what was measured, where, on which layout (the rounds of a point share it).
+POINT = ("bench", "adapter", "variant", "device", "dtype", "n_params", "n_tensors", "layout")
+KEYS: dict[str, list[str]] = {
+    "summary": ["suite", "case", "adapter", "device", "dtype"],
+    "divergence": ["suite", "case", "adapter", "device", "dtype", "step"],
+    "parity": ["scenario", "a", "b"],
+    "throughput": ["suite", *POINT],
+}
+
 #: Every table of a run folder, by file stem, with its columns.
 COLUMNS: dict[str, list[str]] = {
     "summary": SUMMARY, "divergence": DIVERGENCE, "ulp_histogram": ULP_HISTOGRAM, "parity": PARITY,
@@ -55,5 +65,21 @@ COLUMNS: dict[str, list[str]] = {
 TABLES = tuple(COLUMNS)
 CONFORMANCE_TABLES = ("summary", "divergence", "ulp_histogram", "parity", "sweep", "attribution", "interactions")
 
-__all__ = ["ATTRIBUTION", "COLUMNS", "DIVERGENCE", "INTERACTIONS", "PARITY", "PASSING", "STATE_KINDS", "STATUSES",
-           "SUMMARY", "SWEEP", "TABLES", "THROUGHPUT", "ULP_HISTOGRAM", "VERSION"]
+__all__ = [
+    "ATTRIBUTION",
+    "COLUMNS",
+    "DIVERGENCE",
+    "INTERACTIONS",
+    "KEYS",
+    "PARITY",
+    "PASSING",
+    "POINT",
+    "STATE_KINDS",
+    "STATUSES",
+    "SUMMARY",
+    "SWEEP",
+    "TABLES",
+    "THROUGHPUT",
+    "ULP_HISTOGRAM",
+    "VERSION",
+]

@@ -1,9 +1,9 @@
-"""``python -m harness.bench FD``: a bench worker (started by `harness.bench._spawn`)."""
+"""``python -m harness.bench FD``: a bench worker (started by `harness.bench.run`)."""
 
 import sys
 
-from harness.bench import _worker_main
+from harness.bench.worker import main
 from harness.process import spawn
 
 spawn.worker_start()
-sys.exit(_worker_main(int(sys.argv[1])))
+sys.exit(main(int(sys.argv[1])))

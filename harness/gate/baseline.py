@@ -30,16 +30,15 @@ from typing import Any
 
 import pandas as pd
 
-from harness.base import runfolder
-from harness.bench import POINT_KEY
+from harness.base import runfolder, schema
 from reference.errors import InputValueError
 
 FORMAT = "rmsprop-harness-baseline"
 VERSION = 2  # 2: tolerance columns and the machine fingerprint (portable comparisons)
 MANIFEST = "baseline.json"
-CONFORMANCE_KEY = ["suite", "case", "adapter", "device", "dtype"]
-THROUGHPUT_KEY = ["suite", *POINT_KEY]
-PARITY_KEY = ["scenario", "a", "b"]
+CONFORMANCE_KEY = schema.KEYS["summary"]
+THROUGHPUT_KEY = schema.KEYS["throughput"]
+PARITY_KEY = schema.KEYS["parity"]
 #: Divergence figures the gate compares at every recorded step: the parameters' ULP error
 #: (worst element and typical element) and every error in units of the rounding budget.
 GATED_FIGURES = ("max_ulp", "median_ulp", "budget_ratio", "nu_budget_ratio", "mu_budget_ratio",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 
+from harness.base.measurement import Measurement
 from harness.gate.baseline import THROUGHPUT_KEY, BaselineError, Tables
 from harness.gate.findings import Findings, Thresholds, bench_item, index
 
@@ -25,12 +23,6 @@ def comparable(base: Tables, cur: Tables) -> list[str]:
     if gpus(base) != gpus(cur):
         diffs.append(f"GPUs {sorted(gpus(base)) or 'none'} vs {sorted(gpus(cur)) or 'none'}")
     return diffs
-
-
-def _samples(value: Any) -> np.ndarray:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return np.array([])
-    return np.asarray(list(value), dtype=float)
 
 
 def _rounds_test(a: np.ndarray, b: np.ndarray) -> float:
@@ -84,7 +76,8 @@ def throughput(base: Tables, cur: Tables, th: Thresholds, mode: str, out: Findin
                     f"measured in the baseline, now {now['status']}: {now['reason']}", "status",
                     baseline="ok", current=now["status"])
             continue
-        bs, cs = _samples(row.get("sample_s")), _samples(now.get("sample_s"))
+        base_m, cur_m = Measurement.from_row(row), Measurement.from_row(now)
+        bs, cs = np.asarray(base_m.sample_s), np.asarray(cur_m.sample_s)  # an old row: its median alone
         bm, cm = float(row["median_s"]), float(now["median_s"])
         effect = cm / bm - 1
         out.changed("throughput", item, "median_s", bm, cm, cm / bm)
@@ -98,7 +91,7 @@ def throughput(base: Tables, cur: Tables, th: Thresholds, mode: str, out: Findin
         faster = mannwhitneyu(cs, bs, alternative="less").pvalue
         detail = (f"median {bm * 1e3:.4g} -> {cm * 1e3:.4g} ms ({effect:+.1%}), Mann-Whitney U one-sided p = "
                   f"{min(slower, faster):.2g} over {len(bs)}/{len(cs)} samples")
-        br, cr = _samples(row.get("round_median_s")), _samples(now.get("round_median_s"))
+        br, cr = np.asarray(base_m.round_median_s), np.asarray(cur_m.round_median_s)
         if len(br) >= 2 and len(cr) >= 2:
             r_slower, r_faster = _rounds_test(cr, br), _rounds_test(br, cr)
             detail += f"; Welch t over log round medians p = {min(r_slower, r_faster):.2g} ({len(br)}/{len(cr)} rounds)"
