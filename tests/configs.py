@@ -158,8 +158,9 @@ def run_frameworks(configs: list[Config], params: dict[str, np.ndarray],
         by_worker.setdefault(ADAPTERS[cfg.adapter].worker_key, []).append(cfg)
     results = {}
     for cfgs in by_worker.values():
-        tasks = [Task(c.adapter, c.kwargs, stream, shapes, params, steps, "float64", "cpu", tuple(range(1, steps + 1)),
-                      schedule(steps) if c.schedule else None) for c in cfgs]
+        tasks = [Task(adapter=c.adapter, kwargs=c.kwargs, stream=stream, shapes=shapes, params0=params, steps=steps,
+                      record_steps=tuple(range(1, steps + 1)), lrs=schedule(steps) if c.schedule else None)
+                 for c in cfgs]
         payloads: dict[int, dict] = {}
         run_worker(list(dict.fromkeys(c.adapter for c in cfgs)), tasks, payloads.__setitem__)
         for i, cfg in enumerate(cfgs):

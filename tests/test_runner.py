@@ -57,7 +57,7 @@ def fake(monkeypatch, tmp_path):
 
 
 def test_statuses_rows_and_files(fake, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("harness.conformance.runner.PUBLISH_EVERY", 0.0)  # a generation after every task
+    monkeypatch.setattr("harness.conformance.writer.PUBLISH_EVERY", 0.0)  # a generation after every task
     out = tmp_path / "run"
     seen: list[int] = []
 

@@ -98,12 +98,13 @@ def test_recorded_stream_takes_shapes_and_steps_from_the_file(tmp_path) -> None:
 
 
 def test_schedules() -> None:
-    from harness.conformance.suite import Schedule
+    from harness.conformance.cases import Schedule
 
-    np.testing.assert_allclose(Schedule("exponential", {"initial": 1.0, "rate": 0.5}).lrs(3), [1, 0.5, 0.25])
-    np.testing.assert_array_equal(Schedule("piecewise", {"boundaries": [2], "values": [1.0, 0.1]}).lrs(4),
+    exponential = Schedule(kind="exponential", options={"initial": 1.0, "rate": 0.5})
+    np.testing.assert_allclose(exponential.lrs(3), [1, 0.5, 0.25])
+    np.testing.assert_array_equal(Schedule(kind="piecewise", options={"boundaries": [2], "values": [1.0, 0.1]}).lrs(4),
                                   [1.0, 1.0, 0.1, 0.1])
-    cos = Schedule("warmup_cosine", {"peak": 1.0, "warmup": 4, "final": 0.0}).lrs(14)
+    cos = Schedule(kind="warmup_cosine", options={"peak": 1.0, "warmup": 4, "final": 0.0}).lrs(14)
     np.testing.assert_allclose(cos[:4], [0.25, 0.5, 0.75, 1.0])
     assert cos[-1] == pytest.approx(0.0) and np.all(np.diff(cos[3:]) <= 0)
 

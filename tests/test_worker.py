@@ -14,8 +14,8 @@ P0 = {"w": np.arange(3.0)}
 
 
 def _task(seed: int, timeout: float = 60.0, device: str = "cpu", optional: bool = False) -> Task:
-    return Task("fake", {}, StreamSpec("gaussian", seed), SHAPES, P0, 4, "float64", device, (1, 4),
-                timeout=timeout, optional_device=optional)
+    return Task(adapter="fake", kwargs={}, stream=StreamSpec("gaussian", seed), shapes=SHAPES, params0=P0, steps=4,
+                device=device, record_steps=(1, 4), timeout=timeout, optional_device=optional)
 
 
 def _run(tasks: list[Task]) -> tuple[dict[int, dict], list[dict]]:

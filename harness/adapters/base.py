@@ -27,7 +27,7 @@ from harness.base.streams import GradientStream, Shapes, StreamSpec, native
 STATE_KINDS = ("nu", "mu", "trace")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Task:
     """One run: an adapter, native optimizer arguments, a gradient stream, a dtype and a device."""
 

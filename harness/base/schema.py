@@ -9,6 +9,8 @@ from __future__ import annotations
 VERSION = 2
 
 STATE_KINDS = ("nu", "mu", "trace")
+#: Between the silent rewrites of the summary's ``warnings`` column.
+WARNING_SEPARATOR = " | "
 
 #: A row's status. ``degenerate``: the comparison tested nothing (the reference's parameters never
 #: moved to a finite new value); ``error``: the framework raised, crashed, hung or sent a malformed

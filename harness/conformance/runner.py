@@ -21,8 +21,6 @@ crashed, timed out or sent a malformed or incomplete result; the reason says whi
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import os
 import queue
 import sys
@@ -31,73 +29,28 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from harness.adapters import ADAPTERS, BUILTIN, STATE_KINDS, Task, resolve
+from harness.adapters import ADAPTERS
 from harness.base import environment, options, schema
-from harness.base.limits import check_case
-from harness.base.runfolder import RunFolder
 from harness.compare.parity import parity
-from harness.conformance.metrics import (
-    ULP_LABELS,
-    ReferencePoint,
-    divergence,
-    record_steps,
-    reference_points,
-    ulp_histogram,
-)
-from harness.conformance.suite import Case, Suite, load_suite
+from harness.conformance.cases import Suite
+from harness.conformance.metrics import ReferencePoint, reference_points
+from harness.conformance.plan import Planned, RunError, plan
+from harness.conformance.suite import load_suite
+from harness.conformance.verdict import divergence_rows, summary_row, ulp_rows, verdict
 from harness.conformance.worker import run_worker
+from harness.conformance.writer import RunWriter
 from harness.process import spawn
-from reference import RMSpropSpec
-from reference.budget import run_tolerance, state_tolerance
-from reference.errors import InputValueError
-from reference.translate import Unsupported
 
 STATUSES = schema.STATUSES
-WARNING_SEPARATOR = " | "
 SUMMARY_COLUMNS = schema.SUMMARY
 DIVERGENCE_COLUMNS = schema.DIVERGENCE
 ULP_COLUMNS = schema.ULP_HISTOGRAM
 TABLES = schema.CONFORMANCE_TABLES
-
-def _publish_every() -> float:
-    """Seconds between generations written while a run goes on (``RMSPROP_HARNESS_PUBLISH_EVERY``: a test and
-    debugging knob; 0 writes one after every task)."""
-    try:
-        return max(0.0, float(os.environ.get("RMSPROP_HARNESS_PUBLISH_EVERY", "2")))
-    except ValueError:
-        return 2.0
-
-
-PUBLISH_EVERY = _publish_every()
-
-
-class RunError(InputValueError):
-    """Bad run options (no task selected, unknown adapter, a device nothing could run on); one line."""
-
-
-@dataclass
-class Planned:
-    """One case x adapter x device x dtype, with the semantics its framework will run."""
-
-    case: Case
-    adapter: str
-    device: str
-    dtype: str
-    spec: RMSpropSpec | None
-    task: Task | None
-    reason: str = ""  # why it is unsupported (then task is None)
-
-    @cached_property
-    def key(self) -> tuple:
-        """Tasks with equal keys share one reference trajectory."""
-        return (self.case.name, self.spec, json.dumps(self.task.kwargs, sort_keys=True, default=str), self.dtype)
 
 
 @dataclass
@@ -131,201 +84,6 @@ class RunResult:
         return {s: int((self.summary["status"] == s).sum()) for s in STATUSES}
 
 
-# ------------------------------------------------------------------- planning
-def plan(
-    suite: Suite,
-    adapters: list[str] | None = None,
-    devices: list[str] | None = None,
-    dtypes: list[str] | None = None,
-    cases: list[str] | None = None,
-) -> list[Planned]:
-    """Every task of ``suite``; ``adapters`` filters (names or families), ``devices`` (``cpu``, ``gpu``
-    or ``auto``) and ``dtypes`` replace the cases' own, ``cases`` filters by name (shell patterns)."""
-    try:
-        selected = resolve(adapters) if adapters else None
-    except KeyError as exc:
-        raise RunError(str(exc.args[0])) from None
-    wanted = set(selected) if selected else None
-    users = [a for a in selected or [] if a not in BUILTIN]  # user adapters join the cases they fit
-    out: list[Planned] = []
-    for case in suite.cases:
-        if cases and not any(fnmatch.fnmatchcase(case.name, p) for p in cases):
-            continue
-        steps = record_steps(case.steps, case.records)
-        check_case(case, len(steps))
-        params0, lrs = case.params0(), case.lrs()
-        for adapter in (*case.adapters, *(u for u in users if u not in case.adapters and _joins(case, u))):
-            if wanted is not None and adapter not in wanted:
-                continue
-            if devices and devices != ["auto"]:
-                device_list = [(d, False) for d in devices]
-            elif devices == ["auto"] or case.devices == "auto":  # cpu where it runs; a gpu only if visible
-                device_list = [(d, d != "cpu") for d in ADAPTERS[adapter].devices]
-            else:
-                device_list = [(d, False) for d in case.devices]
-            try:
-                native, spec, reason = case.native(adapter), case.reference_spec(adapter), ""
-            except Unsupported as exc:
-                native, spec, reason = None, None, str(exc)
-            for device, optional in device_list:
-                if native is None and optional:
-                    continue  # an unsupported row for a device that may not exist says nothing
-                for dtype in dtypes or case.dtypes:
-                    task = None if native is None else Task(
-                        adapter, native, case.stream, case.shapes, params0, case.steps, dtype, device, steps, lrs,
-                        optional, case.timeout)
-                    out.append(Planned(case, adapter, device, dtype, spec, task, reason))
-    if not out:
-        what = f" matches --adapter {','.join(adapters)}" if adapters else ""
-        raise RunError(f"no task{what} in suite {suite.name!r}")
-    return out
-
-
-def _joins(case: Case, adapter: str) -> bool:
-    """Whether a user adapter named on the command line runs in ``case``: wherever the case's
-    semantics reach it (a ``spec``, no arguments at all, or arguments for its family), or
-    where an adapter of its family runs."""
-    family = ADAPTERS[adapter].family
-    return (case.spec is not None or case.args is None or family in case.args
-            or any(ADAPTERS[a].family == family for a in case.adapters))
-
-
-# -------------------------------------------------------------------- verdict
-def _verdict(rows: list[dict], points: list[ReferencePoint]) -> tuple[str, str, float]:
-    """(status, reason, tolerance_used) from the divergence rows of one task and its reference points."""
-    used, first = 0.0, None
-    for row in rows:
-        checks = [("parameters", "")] + [(f"state {k}", f"{k}_") for k in STATE_KINDS
-                                         if not pd.isna(row.get(f"{k}_budget_ratio"))]
-        for what, col in checks:  # col: the divergence columns' prefix ("" for the parameters)
-            ratio, tol, nonfinite = row[f"{col}budget_ratio"], row[f"{col}tolerance"], row[f"{col}nonfinite_mismatch"]
-            used = max(used, ratio / tol)
-            if first is None and nonfinite:
-                first = f"{what}: {int(nonfinite)} positions non-finite on one side only at step {row['step']}"
-            elif first is None and ratio > tol:
-                first = (f"{what}: {ratio:.3g} budgets > tolerance {tol:.3g} at step {row['step']} "
-                         f"(max abs err {row[f'{col}max_abs_err']:.3g}, max rel err {row[f'{col}max_rel_err']:.3g})")
-    if first is not None:
-        return "fail", first, used
-    last = points[-1] if points else None
-    blown = last is not None and not any(np.isfinite(p).any() for p in last.params.values())
-    if not any(p.moved for p in points) or blown:
-        finite = any(np.isfinite(p).any() for point in points for p in point.params.values())
-        why = ("no parameter ever moves (every update rounds to nothing)" if finite and not blown else
-               f"every parameter is non-finite on both sides{' by the end' if finite else ''}")
-        return "degenerate", f"nothing was compared: {why}; both sides agree trivially", used
-    return "ok", f"within {used:.1%} of the rounding tolerance", used
-
-
-def _rows(planned: Planned, snapshots: list, points: dict[int, ReferencePoint], suite: str) -> list[dict]:
-    rows = []
-    info = ADAPTERS[planned.adapter]
-    for snap in snapshots:
-        point = points[snap.step]
-        metrics = divergence(snap, point, planned.dtype)
-        row = {"suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
-               "device": planned.device, "dtype": planned.dtype, "step": snap.step, **metrics,
-               "tolerance": run_tolerance(planned.spec, snap.step, planned.dtype)}
-        for kind in STATE_KINDS:
-            if f"{kind}_budget_ratio" in metrics:
-                row[f"{kind}_tolerance"] = state_tolerance(planned.spec, snap.step, planned.dtype, kind)
-        rows.append({c: row.get(c, np.nan) for c in DIVERGENCE_COLUMNS})
-    return rows
-
-
-def _ulp_rows(planned: Planned, snapshots: list, points: dict[int, ReferencePoint], suite: str) -> list[dict]:
-    """The per-element ULP histogram of the parameters at the last recorded step."""
-    if not snapshots:
-        return []
-    last = snapshots[-1]
-    counts = ulp_histogram(last, points[last.step], planned.dtype)
-    base = {"suite": suite, "case": planned.case.name, "adapter": planned.adapter,
-            "framework": ADAPTERS[planned.adapter].family, "device": planned.device, "dtype": planned.dtype,
-            "step": last.step}
-    return [{**base, "bin": i, "label": label, "count": n} for i, (label, n) in enumerate(zip(ULP_LABELS, counts,
-                                                                                               strict=True))]
-
-
-def _summary(planned: Planned, suite: str, status: str, reason: str, rows: list[dict] | None = None,
-             payload: dict | None = None, used: float = np.nan) -> dict:
-    info = ADAPTERS[planned.adapter]
-    row: dict[str, Any] = {
-        "suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
-        "preset": info.preset, "device": planned.device, "dtype": planned.dtype,
-        "stream": planned.case.stream.label(), "steps": planned.case.steps, "status": status, "reason": reason,
-        "warnings": WARNING_SEPARATOR.join(planned.spec.notes) if planned.spec is not None else "",
-        "args": json.dumps(planned.task.kwargs if planned.task else planned.case.spec.knobs() if planned.case.spec
-                           else {}, sort_keys=True, default=str),
-        "expected": len(planned.task.record_steps) if planned.task else 0,
-        "recorded": len(rows) if rows else 0,
-    }
-    if payload is not None:
-        row["seconds"] = payload.get("seconds", np.nan)
-        row["device_name"] = payload.get("device_name", "")
-    if rows:
-        last = rows[-1]
-        row |= {k: last[k] for k in ("max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio",
-                                     "tolerance", "nonfinite_mismatch")}
-        row |= {f"{k}_budget_ratio": last[f"{k}_budget_ratio"] for k in STATE_KINDS}
-        row["worst_budget_ratio"] = max(r["budget_ratio"] for r in rows)
-        row["tolerance_used"] = used
-    return {c: row.get(c, np.nan) for c in SUMMARY_COLUMNS}
-
-
-# ------------------------------------------------------------------- writing
-class RunWriter:
-    """The run's rows in memory and, with an output folder, its published generations."""
-
-    def __init__(self, out: Path | None, planned: int):
-        self.folder = RunFolder(out, "conformance", planned) if out is not None else None
-        self.out = None if self.folder is None else self.folder.path
-        self.summary: list[dict] = []
-        self.divergence: list[dict] = []
-        self.ulp: list[dict] = []
-        self.extra: dict[str, pd.DataFrame] = {}  # the parity tables
-        self.finished = 0
-        self.last = 0.0
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """Every table in plan order (rows arrive in completion order)."""
-        out = {"summary": self._ordered(self.summary, SUMMARY_COLUMNS),
-               "divergence": self._ordered(self.divergence, DIVERGENCE_COLUMNS, "step"),
-               "ulp_histogram": self._ordered(self.ulp, ULP_COLUMNS, "bin")}
-        return out | self.extra
-
-    @staticmethod
-    def _ordered(rows: list[dict], columns: list[str], then: str | None = None) -> pd.DataFrame:
-        frame = pd.DataFrame(rows, columns=["_order", *columns])
-        frame = frame.sort_values(["_order", *([then] if then else [])], kind="stable")
-        frame = frame.drop(columns="_order").reset_index(drop=True)
-        for col in ("steps", "step", "bin", "count", "recorded", "expected"):
-            if col in frame:
-                frame[col] = frame[col].astype("int64")
-        return frame
-
-    def add(self, order: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
-        self.finished += 1
-        if summary is not None:
-            self.summary.append({"_order": order, **summary})
-            self.divergence.extend({"_order": order, **r} for r in rows)
-            self.ulp.extend({"_order": order, **r} for r in ulp)
-
-    def due(self) -> bool:
-        """Whether a generation is due (one at most every `PUBLISH_EVERY` seconds)."""
-        return self.folder is not None and time.monotonic() - self.last >= PUBLISH_EVERY
-
-    def publish(self, env: dict, complete: bool = False) -> None:
-        """A new generation of every table on disk."""
-        if self.folder is not None:
-            self.folder.publish(self.tables(), env, self.finished, complete)
-            self.last = time.monotonic()
-
-    def close(self) -> None:
-        if self.folder is not None:
-            self.folder.close()
-
-
-# ------------------------------------------------------------------------ run
 @dataclass
 class _References:
     """Reference trajectories shared by the tasks with the same `Planned.key`, computed on first use."""
@@ -351,10 +109,10 @@ class _References:
 
 def _measure(p: Planned, payload: dict, references: _References, suite: str) -> tuple[dict, list, list]:
     points = references.get(p)
-    rows = _rows(p, payload["snapshots"], points, suite)
-    status, reason, used = _verdict(rows, [points[s.step] for s in payload["snapshots"]])
-    return (_summary(p, suite, status, reason, rows, payload, used), rows,
-            _ulp_rows(p, payload["snapshots"], points, suite))
+    rows = divergence_rows(p, payload["snapshots"], points, suite)
+    status, reason, used = verdict(rows, [points[s.step] for s in payload["snapshots"]])
+    return (summary_row(p, suite, status, reason, rows, payload, used), rows,
+            ulp_rows(p, payload["snapshots"], points, suite))
 
 
 def _unavailable(tasks: list[Planned], results: dict[int, dict], devices: list[str] | None) -> list[str]:
@@ -423,7 +181,7 @@ def run_suite(
         runnable: list[int] = []
         for i, p in enumerate(tasks):
             if p.task is None:
-                finish(i, _summary(p, suite.name, "unsupported", p.reason))
+                finish(i, summary_row(p, suite.name, "unsupported", p.reason))
             else:
                 runnable.append(i)
                 references.remaining[p.key] = references.remaining.get(p.key, 0) + 1
@@ -469,12 +227,12 @@ def run_suite(
                     finish(i, *_measure(p, payload, references, suite.name))
                 except Exception as exc:  # a harness bug on one task: its row says so, the traceback is shown
                     traceback.print_exc(file=sys.stderr)
-                    finish(i, _summary(p, suite.name, "error", f"harness error while measuring: "
+                    finish(i, summary_row(p, suite.name, "error", f"harness error while measuring: "
                                        f"{type(exc).__name__}: {exc}", payload=payload))
             else:
                 references.release(p)
                 finish(i, None if payload["status"] == "absent" else
-                       _summary(p, suite.name, payload["status"], payload["reason"], payload=payload))
+                       summary_row(p, suite.name, payload["status"], payload["reason"], payload=payload))
         complete = True
     except BaseException:
         spawn.kill_all()  # interrupted (Ctrl-C, SIGTERM): no worker outlives the driver
@@ -506,3 +264,6 @@ def _parity(suite: Suite, writer: RunWriter, env: dict) -> None:
     except Exception as exc:  # never lose the conformance rows over the parity tables
         traceback.print_exc(file=sys.stderr)
         env["parity_error"] = f"{type(exc).__name__}: {exc}"
+
+
+__all__ = ["DIVERGENCE_COLUMNS", "STATUSES", "SUMMARY_COLUMNS", "TABLES", "RunError", "RunResult", "plan", "run_suite"]

@@ -1,54 +1,9 @@
-"""Declarative suites: TOML files in ``suites/``, validated on load.
+"""Loading declarative suites: TOML files in ``suites/`` (format: docs/suites.md), validated on load.
 
-A suite is a list of cases; each case names the adapters to run, the optimizer
-arguments, the gradient stream, the parameter shapes, steps, dtypes, devices,
-seed and, optionally, a per-step learning-rate schedule. Keys in ``[defaults]``
-apply to every case that does not set them::
-
-    name = "example"
-    description = "what this suite is for"
-
-    [defaults]
-    adapters = ["torch.single", "torch.foreach", "keras.tensorflow", "optax"]
-    steps = 200
-    dtypes = ["float32", "float64"]
-    devices = "auto"                 # cpu, plus gpu when one is visible; or ["cpu", "gpu"]
-    seed = 0
-    shapes = { weight = [2, 3], bias = [2], w2 = [512, 256] }
-    stream = { kind = "gaussian", scale = 1.0 }
-
-    [[case]]
-    name = "own-defaults"            # each framework with its own defaults
-    args.optax = { learning_rate = 1e-3 }   # optax has no default lr
-
-    [[case]]
-    name = "native-momentum"         # framework-native arguments, per adapter or family
-    args.torch = { lr = 1e-3, alpha = 0.9, momentum = 0.9 }
-    args.keras = { learning_rate = 1e-3, momentum = 0.9 }
-    stream = { kind = "lognormal", sigma = 2.0 }
-
-    [[case]]
-    name = "matched"                 # the semantics once; translated for each framework
-    spec = { lr = 1e-3, decay = 0.9, eps = 1e-7, eps_placement = "inside", momentum = 0.9 }
-    schedule = { kind = "warmup_cosine", peak = 1e-3, warmup = 20 }
-
-Case keys: ``name``, ``description``, ``adapters``, ``args`` (a table per adapter
-name or family: ``torch``, ``keras``, ``tf_keras``, ``tf_keras_legacy``, ``tf1``,
-``optax``; an adapter without one runs its framework's defaults), ``spec`` (the
-knobs of `reference.RMSpropSpec`; instead of ``args``), ``stream`` (see
-`harness.base.streams`; a recorded ``path`` is relative to the suite file),
-``shapes``, ``steps``, ``dtypes``, ``devices``, ``seed``, ``schedule``,
-``init_scale`` (initial parameters are seeded N(0, init_scale^2) unless a
-recording has them), ``records`` (how many log-spaced steps to record) and
-``timeout`` (seconds per task).
-
-Schedules (the learning rate of 1-based step t; it replaces the lr of ``args``/``spec``):
-``{kind = "values", values = [...]}``, ``{kind = "exponential", initial, rate}``
-(initial * rate^(t-1)), ``{kind = "piecewise", boundaries = [...], values = [...]}``
-(values[i] until step boundaries[i]), ``{kind = "warmup_cosine", peak, warmup, final = 0}``.
-
-Any unknown key, wrong type or bad value raises `SuiteError` with one line naming
-the file, the key and the problem.
+`load_suite` expands ``[defaults]``, every ``[[case]]`` (with its ``matrix``) and the ``[[parity]]``
+scenarios into a `harness.conformance.cases.Suite`. Any unknown key, wrong type or bad value
+raises `SuiteError` with one line naming the file, the key and the problem (and the closest
+allowed key for a misspelling).
 """
 
 from __future__ import annotations
@@ -59,19 +14,18 @@ import itertools
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.adapters import ADAPTERS, resolve
 from harness.base.limits import MAX_PARAMS, MAX_RECORDS, MAX_STEPS, LimitError, check_shapes
-from harness.base.streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec, initial_params
+from harness.base.streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec
 from harness.compare.parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
+from harness.conformance.cases import Case, Schedule, ScheduleError, Suite
 from reference import RMSpropSpec, implementations, presets
 from reference.errors import InputError, InputValueError
-from reference.translate import KNOBS, Unsupported, knob_args, native_args
+from reference.translate import KNOBS, Unsupported, knob_args
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
 
@@ -85,12 +39,6 @@ PARITY_KEYS = ("name", "description", "settings", "presets", "stream", "shapes",
 DEVICES = ("cpu", "gpu")
 MAX_TIMEOUT = 86_400.0  # seconds per task
 _SPEC_CHOICES = ("eps_placement", "centered_order", "lr_placement", "weight_decay_mode", "ema_start", "framework")
-SCHEDULES = {
-    "values": {"values": None},
-    "exponential": {"initial": None, "rate": None},
-    "piecewise": {"boundaries": None, "values": None},
-    "warmup_cosine": {"peak": None, "warmup": None, "final": 0.0},
-}
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "adapters": ["torch.single", "torch.foreach", "keras.tensorflow", "optax"],
     "steps": 100,
@@ -109,89 +57,6 @@ class SuiteError(InputValueError):
     """A suite that cannot be loaded; the message is one line naming file, key and problem."""
 
 
-# ------------------------------------------------------------------ the model
-@dataclass(frozen=True)
-class Schedule:
-    kind: str
-    options: dict[str, Any]
-
-    def lrs(self, steps: int) -> np.ndarray:
-        """The learning rate of steps 1..steps, float64."""
-        t = np.arange(1, steps + 1, dtype=np.float64)
-        o = self.options
-        if self.kind == "values":
-            return np.asarray(o["values"][:steps], np.float64)
-        if self.kind == "exponential":
-            return o["initial"] * o["rate"] ** (t - 1)
-        if self.kind == "piecewise":
-            return np.asarray(o["values"], np.float64)[np.searchsorted(o["boundaries"], t, side="left")]
-        peak, warmup, final = o["peak"], o["warmup"], o.get("final", 0.0)
-        warm = peak * t / max(warmup, 1)
-        progress = np.clip((t - warmup) / max(steps - warmup, 1), 0.0, 1.0)
-        cosine = final + 0.5 * (peak - final) * (1 + np.cos(np.pi * progress))
-        return np.where(t <= warmup, warm, cosine)
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    description: str
-    adapters: tuple[str, ...]
-    args: dict[str, dict[str, Any]] | None
-    spec: RMSpropSpec | None
-    stream: StreamSpec
-    shapes: Shapes
-    steps: int
-    dtypes: tuple[str, ...]
-    devices: tuple[str, ...] | str
-    seed: int
-    schedule: Schedule | None
-    init_scale: float
-    records: int
-    timeout: float
-    unsupported: dict[str, Unsupported] = field(default_factory=dict)  # adapter or family -> why (matrix knobs)
-
-    def native(self, adapter: str) -> dict[str, Any]:
-        """The adapter's constructor arguments; `Unsupported` when ``spec`` cannot be expressed."""
-        info = ADAPTERS[adapter]
-        lacking = self.unsupported.get(adapter, self.unsupported.get(info.family))
-        if lacking is not None:
-            raise lacking
-        if self.spec is not None:
-            return native_args(info.preset, self.spec)
-        args = (self.args or {}).get(adapter, (self.args or {}).get(info.family))
-        if args is None:
-            args = dict(presets.REQUIRED_DEFAULTS.get(info.preset, {}))
-        return dict(args)
-
-    def reference_spec(self, adapter: str) -> RMSpropSpec:
-        """The semantics the adapter's framework runs: its preset of the native arguments."""
-        return presets.get(ADAPTERS[adapter].preset)(**self.native(adapter))
-
-    def gradient_stream(self) -> GradientStream:
-        return GradientStream(self.stream, self.shapes)
-
-    def params0(self) -> dict[str, np.ndarray]:
-        recorded = self.gradient_stream().recorded_params()
-        if recorded is not None:
-            return recorded
-        return initial_params(self.shapes, self.seed, self.init_scale)
-
-    def lrs(self) -> np.ndarray | None:
-        return None if self.schedule is None else self.schedule.lrs(self.steps)
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    description: str
-    path: Path
-    digest: str  # sha256 of the file
-    cases: tuple[Case, ...]
-    parity: tuple[Scenario, ...] = ()  # cross-framework parity scenarios (`harness.compare.parity`)
-
-
-# ------------------------------------------------------------------- loading
 def builtin_suites() -> dict[str, Path]:
     return {p.stem: p for p in sorted(SUITES_DIR.glob("*.toml"))}
 
@@ -257,7 +122,8 @@ class _Loader:
                     raise self.fail(f"case[{i}].name", f"duplicate case name {case.name!r}")
                 seen.add(case.name)
                 out.append(case)
-        return Suite(name, description, self.path, digest, tuple(out), self.parities(data.get("parity", [])))
+        return Suite(name=name, description=description, path=self.path, digest=digest, cases=tuple(out),
+                     parity=self.parities(data.get("parity", [])))
 
     def parities(self, tables: Any) -> tuple[Scenario, ...]:
         """``[[parity]]`` tables: settings stated once, compared across presets (`harness.compare.parity`)."""
@@ -421,8 +287,9 @@ class _Loader:
         args, spec = own.get("args"), own.get("spec")
         if args is not None and spec is not None:
             raise self.fail(where + "spec", "give either args (framework-native) or spec (semantics), not both")
-        case = Case(name, str(raw.get("description", "")), adapters, None, None, stream, shapes, steps, dtypes,
-                    devices, seed, schedule, init_scale, records, timeout, unsupported)
+        case = Case(name=name, description=str(raw.get("description", "")), adapters=adapters, stream=stream,
+                    shapes=shapes, steps=steps, dtypes=dtypes, devices=devices, seed=seed, schedule=schedule,
+                    init_scale=init_scale, records=records, timeout=timeout, unsupported=unsupported)
         if spec is not None:
             case = replace(case, spec=self.spec(where, spec))
         if args is not None:
@@ -472,45 +339,10 @@ class _Loader:
     def schedule(self, where: str, table: Any, steps: int) -> Schedule | None:
         if table is None:
             return None
-        kind = table.get("kind") if isinstance(table, dict) else None
-        if kind not in SCHEDULES:
-            raise self.fail(where + "schedule.kind", f"expected one of {', '.join(SCHEDULES)}, got {kind!r}")
-        options = {k: v for k, v in table.items() if k != "kind"}
-        allowed = tuple(SCHEDULES[kind])
-        self.keys(options, allowed, f"{where}schedule.")
-        for key, default in SCHEDULES[kind].items():
-            if key not in options and default is None:
-                raise self.fail(f"{where}schedule.{key}", f"missing (a {kind} schedule needs {', '.join(allowed)})")
-
-        def numbers(key: str, low: float = 0.0) -> None:
-            v = options[key]
-            values = v if isinstance(v, list) else [v]
-            if not values or not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-                                     and x >= low for x in values):
-                raise self.fail(f"{where}schedule.{key}", f"expected finite numbers >= {low:g}, got {v!r}")
-
-        for key in options:
-            numbers(key)
-        if kind == "values" and not isinstance(options["values"], list):
-            raise self.fail(f"{where}schedule.values", f"expected a list of learning rates, got {options['values']!r}")
-        if kind == "values" and len(options["values"]) < steps:
-            raise self.fail(f"{where}schedule.values", f"{len(options['values'])} values for {steps} steps")
-        for key in ("initial", "rate", "peak", "final"):
-            if key in options and isinstance(options[key], list):
-                raise self.fail(f"{where}schedule.{key}", f"expected a number, got {options[key]!r}")
-        if kind == "piecewise":
-            bounds = options["boundaries"]
-            if not isinstance(bounds, list):
-                raise self.fail(f"{where}schedule.boundaries", f"expected a list of step numbers, got {bounds!r}")
-            increasing = all(x < y for x, y in itertools.pairwise(bounds))
-            if not all(isinstance(b, int) and b >= 1 for b in bounds) or not increasing:
-                raise self.fail(f"{where}schedule.boundaries", f"expected strictly increasing step numbers >= 1, "
-                                f"got {options['boundaries']!r}")
-            if not isinstance(options["values"], list) or len(options["values"]) != len(bounds) + 1:
-                raise self.fail(f"{where}schedule.values", "a piecewise schedule needs len(boundaries) + 1 values")
-        if kind == "warmup_cosine" and not (isinstance(options["warmup"], int) and options["warmup"] >= 0):
-            raise self.fail(f"{where}schedule.warmup", f"expected a number of steps >= 0, got {options['warmup']!r}")
-        return Schedule(kind, options)
+        try:
+            return Schedule.parse(table, steps, _suggest)
+        except ScheduleError as exc:
+            raise self.fail(f"{where}schedule.{exc.key}", exc.problem) from None
 
     def spec(self, where: str, table: Any) -> RMSpropSpec:
         if not isinstance(table, dict):

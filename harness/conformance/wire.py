@@ -64,9 +64,11 @@ def decode_task(body: Mapping[str, Any], arrays: list[np.ndarray]) -> tuple[int,
         names = stream["arrays"].get(key)
         if names is not None:
             options[key] = {n: arrays.pop(0) for n in names}
-    task = Task(body["adapter"], body["kwargs"], StreamSpec(stream["kind"], stream["seed"], options),
-                {n: tuple(s) for n, s in body["shapes"].items()}, params0, body["steps"], body["dtype"],
-                body["device"], tuple(body["record_steps"]), lrs, body["optional_device"], body["timeout"])
+    task = Task(adapter=body["adapter"], kwargs=body["kwargs"],
+                stream=StreamSpec(stream["kind"], stream["seed"], options),
+                shapes={n: tuple(s) for n, s in body["shapes"].items()}, params0=params0, steps=body["steps"],
+                dtype=body["dtype"], device=body["device"], record_steps=tuple(body["record_steps"]), lrs=lrs,
+                optional_device=body["optional_device"], timeout=body["timeout"])
     return body["index"], task
 
 

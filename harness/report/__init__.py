@@ -25,7 +25,6 @@ from typing import Any
 import pandas as pd
 
 from harness.base import runfolder, schema
-from harness.conformance.runner import WARNING_SEPARATOR
 
 MAX_FIGURES = 40  # divergence figures (one per case); a matrix suite has more cases than anyone reads
 MAX_ROWS = 50  # failing rows listed in report.md
@@ -173,7 +172,7 @@ def warnings(run: Run) -> pd.DataFrame:
     """Each distinct silent rewrite with the adapters and cases it appears in."""
     seen: dict[str, dict[str, list[str]]] = {}
     for r in run.summary.itertuples():
-        for text in filter(None, str(r.warnings or "").split(WARNING_SEPARATOR)):
+        for text in filter(None, str(r.warnings or "").split(schema.WARNING_SEPARATOR)):
             cases = seen.setdefault(text, {}).setdefault(r.adapter, [])
             if r.case not in cases:
                 cases.append(r.case)
