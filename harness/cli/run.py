@@ -72,6 +72,7 @@ class _Progress:
 
 
 def main(args: argparse.Namespace) -> int:
+    import pandas as pd
     from rich.console import Console
 
     from harness import report
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     with _Progress(f"suite {suite.name}", not args.no_progress) as progress:
         result = run_suite(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, out=args.out,
                            jobs=args.jobs, progress=progress.update)
-    run = report.Run(result.out, {**result.tables, "throughput": report.pd.DataFrame()}, result.env,
+    run = report.Run(result.out, {**result.tables, "throughput": pd.DataFrame()}, result.env,
                      {"complete": True})
     Console().print(console.status_table(result.summary))
     for line in [*console.notes(run), *console.warning_lines(run)]:
