@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.adapters._common import package_version
+from harness.base.host import package_version
 from harness.base.streams import GradientStream, Shapes, StreamSpec, native
 
 STATE_KINDS = ("nu", "mu", "trace")

@@ -6,8 +6,8 @@ import os
 from collections.abc import Iterator
 from typing import ClassVar
 
-from harness.adapters._common import cpu_name, missing, package_version
 from harness.adapters.base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
+from harness.base.host import cpu_name, missing, package_version
 
 _BACKEND_MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 _SLOTS = {"_velocities": "nu", "_average_gradients": "mu", "_momentums": "trace"}

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.adapters._common import cpu_name, missing
 from harness.adapters.base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
+from harness.base.host import cpu_name, missing
 
 
 def _state_fields(state: Any, out: dict[str, Any]) -> dict[str, Any]:

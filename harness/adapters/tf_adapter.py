@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from harness.adapters._common import cpu_name, missing, package_version
 from harness.adapters.base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
+from harness.base.host import cpu_name, missing, package_version
 
 
 class _TensorFlow(Adapter):

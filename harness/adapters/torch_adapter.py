@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from harness.adapters._common import cpu_name, missing
 from harness.adapters.base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
+from harness.base.host import cpu_name, missing
 
 _STATE = {"square_avg": "nu", "grad_avg": "mu", "momentum_buffer": "trace"}
 

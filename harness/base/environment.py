@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.adapters._common import cpu_name, package_version
 from harness.base import fingerprint
+from harness.base.host import cpu_name, package_version
 from reference import implementations
 
 

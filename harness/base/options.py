@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from harness.base.streams import DTYPES
+from harness.base.dtypes import DTYPES
 from reference.errors import InputValueError
 
 DEVICES = ("cpu", "gpu", "auto")

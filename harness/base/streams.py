@@ -33,13 +33,7 @@ nonfinite     ``scale`` (1.0), ``at_steps`` ([5]), ``value`` ("nan"|"inf"|"-inf"
 recorded      ``path``: replay gradients from an ``.npz`` file (layout below)
 ============  ================================================================
 
-Recorded layout (`np.savez` or `np.savez_compressed`, C order)::
-
-    grads/<name>    (T, *shape)  the gradient of tensor <name> at steps 1..T
-    params/<name>   shape        its initial value (optional; else the case's seeded init)
-
-`record` writes that layout. Reading is chunked too: a stored (uncompressed)
-member is read by seeking to the rows needed.
+Recordings (``.npz``) are read by `harness.base.recordings`; dtypes by `harness.base.dtypes`.
 """
 
 from __future__ import annotations
@@ -48,7 +42,6 @@ import hashlib
 import json
 import math
 import threading
-import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -57,11 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from reference.errors import InputValueError
+from harness.base.dtypes import DTYPES, cast, native, to_bfloat16_bits
+from harness.base.recordings import Recording, StreamError, record
 
 Shapes = dict[str, tuple[int, ...]]
-
-DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 #: kind -> {option: default}; the suite loader validates against this table.
 KINDS: dict[str, dict[str, Any]] = {
@@ -83,10 +75,6 @@ CHUNK_BYTES = 64 << 20  # float64 gradient values generated or read at a time
 
 # Philox counter word 3 separates independent uses of one (seed, tensor) key.
 _GRAD, _FIXED, _INIT, _MASK = 0, 1, 2, 3
-
-
-class StreamError(InputValueError):
-    """A stream that cannot be built or read (bad option, unreadable recording)."""
 
 
 @dataclass(frozen=True)
@@ -172,9 +160,9 @@ class GradientStream:
     def __init__(self, spec: StreamSpec, shapes: Shapes | None = None, gain: float = 1.0):
         self.spec = spec
         self.gain = float(gain)  # every value times this (a parity scale sweep), before rounding to a dtype
-        self._recording: _Recording | None = None
+        self._recording: Recording | None = None
         if spec.kind == "recorded":
-            self._recording = _Recording(Path(spec.option("path")))
+            self._recording = Recording(Path(spec.option("path")))
             file_shapes = self._recording.shapes
             if shapes is not None and dict(shapes) != file_shapes:
                 raise StreamError(f"{self._recording.path}: shapes {file_shapes} do not match the case's "
@@ -349,157 +337,5 @@ def initial_params(shapes: Shapes, seed: int, scale: float = 1.0) -> dict[str, n
     return {n: _rng(seed, n, 0, _INIT).standard_normal(size=s) * scale for n, s in shapes.items()}
 
 
-# ---------------------------------------------------------------------- dtypes
-def cast(x: np.ndarray, dtype: str) -> np.ndarray:
-    """``x`` rounded to ``dtype`` (round to nearest even), returned as float64.
-
-    bfloat16 is rounded by hand through float32 (NumPy has no bfloat16). That double
-    rounding can differ from direct rounding in a rare tie, which does not matter
-    here: the framework and the reference both get this function's result.
-    """
-    x = np.asarray(x, np.float64)
-    if dtype == "float64":
-        return x
-    if dtype in ("float32", "float16"):
-        with np.errstate(over="ignore"):
-            return x.astype(dtype).astype(np.float64)
-    if dtype == "bfloat16":
-        return to_bfloat16_bits(x).astype(np.float64)
-    raise StreamError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-
-
-def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
-    """float32 array holding ``x`` rounded to bfloat16 (round to nearest even; NaN kept)."""
-    with np.errstate(over="ignore"):
-        f = np.asarray(x, np.float64).astype(np.float32)
-    bits = f.view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    out = rounded.astype(np.uint32).view(np.float32)
-    return np.where(np.isnan(f), f, out)
-
-
-def native(x: np.ndarray, dtype: str) -> np.ndarray:
-    """``x`` as a NumPy array an adapter converts to ``dtype`` exactly (bfloat16 as float32)."""
-    if dtype == "bfloat16":
-        return to_bfloat16_bits(x)
-    with np.errstate(over="ignore"):
-        return np.asarray(x, np.float64).astype(dtype)
-
-
-# ------------------------------------------------------------------- recordings
-class _Recording:
-    """Chunked reader of the recorded layout; never loads a whole gradient array.
-
-    Every member's ``.npy`` header is checked against the member's stored size, so a truncated
-    or padded file is refused when it is opened, and the shapes it claims against the harness's
-    limits (`harness.base.limits`) before anything is read."""
-
-    MAX_MEMBERS = 10_000
-
-    def __init__(self, path: Path):
-        from harness.base.limits import MAX_PARAMS
-
-        self.path = path
-        if not path.is_file():
-            raise StreamError(f"{path}: no such recording")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = [m for m in zf.infolist() if m.filename.endswith(".npy")]
-                if len(members) > self.MAX_MEMBERS:
-                    raise ValueError(f"{len(members)} arrays (at most {self.MAX_MEMBERS})")
-                self._headers = {m.filename: self._header(zf, m) for m in members}
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
-            raise StreamError(f"{path}: not a readable .npz ({exc})") from None
-        self._grads = {k[len("grads/"):-4]: k for k in self._headers if k.startswith("grads/")}
-        if not self._grads:
-            raise StreamError(f"{path}: no 'grads/<name>' arrays (layout: grads/<name> (T, *shape), "
-                              "optional params/<name>)")
-        lengths = {self._headers[k][0][0] if self._headers[k][0] else 0 for k in self._grads.values()}
-        if len(lengths) != 1 or 0 in lengths:
-            raise StreamError(f"{path}: every grads/<name> needs the same number of steps T >= 1 "
-                              "along axis 0")
-        self.steps = lengths.pop()
-        self.shapes: Shapes = {n: self._headers[k][0][1:] for n, k in self._grads.items()}
-        n_params = sum(math.prod(s) for s in self.shapes.values())
-        if n_params > MAX_PARAMS:
-            raise StreamError(f"{path}: {n_params:,} parameters per step (at most {MAX_PARAMS:,})")
-        for n, k in self._grads.items():
-            if not self._headers[k][0][1:] and len(self._headers[k][0]) < 2:
-                raise StreamError(f"{path}: grads/{n} has shape {self._headers[k][0]}; expected (T, *shape) with "
-                                  "at least one dimension per step")
-
-    @staticmethod
-    def _header(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
-        with zf.open(member) as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(f, max_header_size=10_000)
-            if fortran and len(shape) > 1:
-                raise ValueError(f"{member.filename} is Fortran-ordered; save C-ordered arrays")
-            if dtype.hasobject or dtype.kind not in "fiu":
-                raise ValueError(f"{member.filename} has dtype {dtype}; real numbers only")
-            offset = f.tell()
-        from harness.base.limits import MAX_PARAMS, MAX_STEPS
-
-        per_step = math.prod(shape[1:]) if len(shape) > 1 else 1
-        if per_step > MAX_PARAMS or (shape and shape[0] > MAX_STEPS):  # claims are checked before data is read
-            raise ValueError(f"{member.filename} claims shape {tuple(shape)}: {per_step:,} parameters per step (at "
-                             f"most {MAX_PARAMS:,}) or more than {MAX_STEPS:.0e} steps")
-        data = math.prod(shape) * dtype.itemsize
-        if member.file_size != offset + data:
-            state = "truncated" if member.file_size < offset + data else "longer than its header says"
-            raise ValueError(f"{member.filename} is {state} ({member.file_size - offset} bytes of data for shape "
-                             f"{tuple(shape)} {dtype})")
-        return tuple(int(d) for d in shape), dtype, offset
-
-    def _rows(self, key: str, a: int, b: int) -> np.ndarray:
-        shape, dtype, offset = self._headers[key]
-        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-        with zipfile.ZipFile(self.path) as zf, zf.open(key) as f:
-            f.seek(offset + a * row)
-            data = f.read((b - a) * row)
-        if len(data) != (b - a) * row:
-            raise StreamError(f"{self.path}: {key} ended early (the file changed while it was read)")
-        return np.frombuffer(data, dtype).reshape((b - a, *shape[1:])).astype(np.float64)
-
-    def read(self, a: int, b: int) -> dict[str, np.ndarray]:
-        """Rows ``a:b`` (0-based) of every gradient, as float64."""
-        try:
-            return {name: self._rows(key, a, b) for name, key in self._grads.items()}
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
-            raise StreamError(f"{self.path}: unreadable ({exc})") from None
-
-    def params(self) -> dict[str, np.ndarray] | None:
-        keys = {n: f"params/{n}.npy" for n in self._grads}
-        present = [n for n, k in keys.items() if k in self._headers]
-        if not present:
-            return None
-        if len(present) != len(keys):
-            missing = sorted(set(keys) - set(present))
-            raise StreamError(f"{self.path}: params/ is missing {', '.join(missing)}")
-        for n, k in keys.items():
-            if self._headers[k][0] != self.shapes[n]:
-                raise StreamError(f"{self.path}: params/{n} has shape {self._headers[k][0]}, grads/{n} rows "
-                                  f"{self.shapes[n]}")
-        try:  # read through the same bounded path as the gradients: shape checked first, size exact
-            out = {}
-            for n, k in keys.items():
-                shape, dtype, offset = self._headers[k]
-                with zipfile.ZipFile(self.path) as zf, zf.open(k) as f:
-                    f.seek(offset)
-                    data = f.read(math.prod(shape) * dtype.itemsize)
-                out[n] = np.frombuffer(data, dtype).reshape(shape).astype(np.float64)
-            return out
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
-            raise StreamError(f"{self.path}: unreadable params ({exc})") from None
-
-
-def record(path: str | Path, grads: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray] | None = None,
-           compress: bool = False) -> Path:
-    """Write a recording: ``grads[name]`` is ``(T, *shape)``, ``params[name]`` the initial value."""
-    arrays = {f"grads/{n}": np.ascontiguousarray(g) for n, g in grads.items()}
-    arrays |= {f"params/{n}": np.ascontiguousarray(p) for n, p in (params or {}).items()}
-    path = Path(path)
-    (np.savez_compressed if compress else np.savez)(path, **arrays)
-    return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+__all__ = ["CACHE_BYTES", "DTYPES", "KINDS", "GradientStream", "Shapes", "StreamError", "StreamSpec", "cast",
+           "initial_params", "native", "record", "to_bfloat16_bits"]
