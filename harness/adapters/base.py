@@ -23,8 +23,7 @@ import numpy as np
 
 from harness.base.host import package_version
 from harness.base.streams import GradientStream, Shapes, StreamSpec, native
-
-STATE_KINDS = ("nu", "mu", "trace")
+from reference.trajectory import STATE_KINDS  # noqa: F401  (re-exported: the names a Snapshot's state uses)
 
 
 @dataclass(kw_only=True)

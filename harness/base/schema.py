@@ -1,4 +1,8 @@
-"""The columns of every table the harness writes, and the statuses; one place, versioned.
+"""The columns and keys of every table the harness writes, and the statuses; one place, versioned.
+
+The divergence and summary columns are derived from the metric registry (`METRICS`: every
+figure measured against the reference, with what it means), so a new metric is one entry here
+and a metric a producer emits without an entry fails a test instead of vanishing from a table.
 
 ``VERSION`` is the run folder's schema (``run.json``): it changes whenever a table gains,
 loses or renames a column, so a reader never misreads an older folder (`harness.base.runfolder`).
@@ -6,9 +10,12 @@ loses or renames a column, so a reader never misreads an older folder (`harness.
 
 from __future__ import annotations
 
+import math
+
+from reference.trajectory import STATE_KINDS
+
 VERSION = 2
 
-STATE_KINDS = ("nu", "mu", "trace")
 #: Between the silent rewrites of the summary's ``warnings`` column.
 WARNING_SEPARATOR = " | "
 
@@ -19,18 +26,37 @@ WARNING_SEPARATOR = " | "
 STATUSES = ("ok", "fail", "degenerate", "unsupported", "skipped", "error")
 PASSING = ("ok", "unsupported", "skipped")
 
+#: The metric registry: figure -> (measured for the optimizer state too, what it is).
+METRICS: dict[str, tuple[bool, str]] = {
+    "max_abs_err": (True, "max |x - x_ref|"),
+    "max_rel_err": (True, "max |x - x_ref| / |x_ref|"),
+    "max_ulp": (False, "max |x - x_ref| / ulp(x_ref), ulp in the run dtype"),
+    "median_ulp": (False, "median |x - x_ref| / ulp(x_ref): the typical element"),
+    "budget_ratio": (True, "max |x - x_ref| / (u B_t): errors in rounding-budget units"),
+    "tolerance": (True, "the a-priori tolerance in budget units (reference.budget)"),
+    "nonfinite_mismatch": (True, "positions non-finite on exactly one side"),
+}
+PARAM_METRICS = tuple(METRICS)
+STATE_METRICS = tuple(m for m, (state, _) in METRICS.items() if state)
+#: Per task, from its last recorded step, and over all of its steps.
+SUMMARY_METRICS = ("worst_budget_ratio", "tolerance_used")
+
+CASE_KEY = ["suite", "case", "adapter", "device", "dtype"]
 SUMMARY = [
     "suite", "case", "adapter", "framework", "preset", "device", "device_name", "dtype", "stream", "steps",
-    "status", "reason", "warnings", "max_abs_err", "max_rel_err", "max_ulp", "median_ulp", "budget_ratio", "tolerance",
-    "worst_budget_ratio", "tolerance_used", "nonfinite_mismatch", *(f"{k}_budget_ratio" for k in STATE_KINDS),
-    "recorded", "expected", "seconds", "args",
+    "status", "reason", "warnings", *(m for m in PARAM_METRICS if m != "nonfinite_mismatch"), *SUMMARY_METRICS,
+    "nonfinite_mismatch", *(f"{k}_budget_ratio" for k in STATE_KINDS), "recorded", "expected", "seconds", "args",
 ]
-STATE_METRICS = ("max_abs_err", "max_rel_err", "budget_ratio", "tolerance", "nonfinite_mismatch")
 DIVERGENCE = [
-    "suite", "case", "adapter", "framework", "device", "dtype", "step", "max_abs_err", "max_rel_err", "max_ulp",
-    "median_ulp", "budget_ratio", "tolerance", "nonfinite_mismatch",
+    "suite", "case", "adapter", "framework", "device", "dtype", "step", *PARAM_METRICS,
     *(f"{k}_{m}" for k in STATE_KINDS for m in STATE_METRICS),
 ]
+
+#: Upper edges of the ULP histogram bins after the first (exactly 0 ULP); a last bin holds the rest
+#: (more than 2^20 ULP, or a position non-finite on one side only).
+ULP_EDGES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 65536.0, 2.0**20)
+ULP_LABELS = ("0", *(f"<={e:g}" if e < 1024 else f"<=2^{int(math.log2(e))}" for e in ULP_EDGES),
+              f">2^{int(math.log2(ULP_EDGES[-1]))}")
 ULP_HISTOGRAM = ["suite", "case", "adapter", "framework", "device", "dtype", "step", "bin", "label", "count"]
 
 #: Parity: one row per pair at its worst gradient scale; ``sweep`` has every scale.
@@ -42,20 +68,26 @@ ATTRIBUTION = ["scenario", "a", "b", "knob", "label", "source", "value_a", "valu
                "first", "shapley", "share", "interaction", "without_verdict"]
 INTERACTIONS = ["scenario", "a", "b", "knob_a", "knob_b", "interaction", "share"]
 
+#: A benchmark point: what was measured, where, on which layout (the rounds of a point share it).
+POINT = ("bench", "adapter", "variant", "device", "dtype", "n_params", "n_tensors", "layout")
+#: A point's measurement (`harness.base.measurement.Measurement.row`).
+MEASUREMENT = ("median_s", "iqr_s", "q1_s", "q3_s", "samples", "steps_per_sample", "first_step_s", "compile_s")
 THROUGHPUT = [
     "suite", "bench", "adapter", "variant", "framework", "device", "device_name", "dtype", "n_params", "n_tensors",
-    "layout", "status", "reason", "median_s", "iqr_s", "q1_s", "q3_s", "samples", "steps_per_sample", "first_step_s",
-    "compile_s", "steps_per_s", "params_per_s", "bytes_per_param", "gb_per_s", "copy_gb_per_s", "roofline_fraction",
-    "peak_mem_bytes", "mem_delta_bytes", "threads", "description", "rounds", "sample_s", "round_median_s",
+    "layout", "status", "reason", *MEASUREMENT, "steps_per_s", "params_per_s", "bytes_per_param", "gb_per_s",
+    "copy_gb_per_s", "roofline_fraction", "peak_mem_bytes", "mem_delta_bytes", "threads", "description", "rounds",
+    "sample_s", "round_median_s",
 ]
 
 #: The columns that name one row of a table (what the gate matches a baseline's rows by).
-#: A benchmark point: what was measured, where, on which layout (the rounds of a point share it).
-POINT = ("bench", "adapter", "variant", "device", "dtype", "n_params", "n_tensors", "layout")
 KEYS: dict[str, list[str]] = {
-    "summary": ["suite", "case", "adapter", "device", "dtype"],
-    "divergence": ["suite", "case", "adapter", "device", "dtype", "step"],
+    "summary": CASE_KEY,
+    "divergence": [*CASE_KEY, "step"],
+    "ulp_histogram": [*CASE_KEY, "bin"],
     "parity": ["scenario", "a", "b"],
+    "sweep": ["scenario", "a", "b", "scale"],
+    "attribution": ["scenario", "a", "b", "knob"],
+    "interactions": ["scenario", "a", "b", "knob_a", "knob_b"],
     "throughput": ["suite", *POINT],
 }
 
@@ -68,20 +100,8 @@ TABLES = tuple(COLUMNS)
 CONFORMANCE_TABLES = ("summary", "divergence", "ulp_histogram", "parity", "sweep", "attribution", "interactions")
 
 __all__ = [
-    "ATTRIBUTION",
-    "COLUMNS",
-    "DIVERGENCE",
-    "INTERACTIONS",
-    "KEYS",
-    "PARITY",
-    "PASSING",
-    "POINT",
-    "STATE_KINDS",
-    "STATUSES",
-    "SUMMARY",
-    "SWEEP",
-    "TABLES",
-    "THROUGHPUT",
-    "ULP_HISTOGRAM",
-    "VERSION",
+    "ATTRIBUTION", "CASE_KEY", "COLUMNS", "CONFORMANCE_TABLES", "DIVERGENCE", "INTERACTIONS", "KEYS", "MEASUREMENT",
+    "METRICS", "PARAM_METRICS", "PARITY", "PASSING", "POINT", "STATE_KINDS", "STATE_METRICS", "STATUSES",
+    "SUMMARY", "SUMMARY_METRICS", "SWEEP", "TABLES", "THROUGHPUT", "ULP_EDGES", "ULP_HISTOGRAM", "ULP_LABELS",
+    "VERSION", "WARNING_SEPARATOR",
 ]

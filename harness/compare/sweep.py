@@ -48,9 +48,10 @@ import numpy as np
 from harness.base import schema
 from harness.base.limits import CHUNK_BYTES, TRAJECTORY_BYTES, check_parity, count_params
 from harness.base.streams import GradientStream, StreamSpec, initial_params
-from reference import RMSpropSpec, implementations, init, presets, update
+from reference import RMSpropSpec, implementations, presets
 from reference.budget import UNIT_ROUNDOFF, run_tolerance
 from reference.errors import InputError, InputValueError
+from reference.trajectory import record_steps, trajectory
 from reference.translate import KNOBS, Unsupported, knob_args
 
 STANDARD_SHAPES = {"w": (32, 16), "b": (16,)}
@@ -185,7 +186,7 @@ class Runner:
         recorded = stream.recorded_params()
         self.params0 = recorded if recorded is not None else initial_params(stream.shapes, scenario.seed)
         steps = scenario.steps
-        self.record = set(np.unique(np.round(np.geomspace(1, steps, record)).astype(int)).tolist()) | {steps}
+        self.record = set(record_steps(steps, record))
         self._cache: OrderedDict[RMSpropSpec, Trajectory] = OrderedDict()  # least recently used first
         self._grads: list[dict[str, np.ndarray]] | None = None
         n = count_params(stream.shapes)
@@ -210,24 +211,9 @@ class Runner:
 
     def _run(self, spec: RMSpropSpec) -> Trajectory:
         names = list(self.params0)
-        params = dict(self.params0)
-        state = init(spec, params)
-        flat0 = _flat(params, names)
-        prev, variation = flat0, np.zeros_like(flat0)
-        out = Trajectory(flat0, {}, {})
-        lrs = self.scenario.lrs
-        for t, grads in enumerate(self.grads(), start=1):
-            params, state = update(spec, state, params, grads, None if lrs is None else float(lrs[t - 1]))
-            flat = _flat(params, names)
-            with np.errstate(invalid="ignore"):
-                step = np.abs(flat - prev)
-            variation += np.where(np.isfinite(step), step, 0.0)
-            prev = flat
-            if t in self.record:
-                out.params[t] = flat
-                with np.errstate(over="ignore"):
-                    out.scale[t] = np.where(np.isfinite(flat), np.abs(flat), 0.0) + variation
-        return out
+        points = trajectory(spec, self.grads(), self.params0, self.record, self.scenario.lrs, state=False)
+        return Trajectory(_flat(self.params0, names), {t: _flat(p.params, names) for t, p in points.items()},
+                          {t: _flat(p.params_scale, names) for t, p in points.items()})
 
 
 def _flat(d: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:

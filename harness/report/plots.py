@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.conformance.metrics import ULP_LABELS
+from harness.base.schema import ULP_LABELS
 
 FLOOR = 1e-3  # where an exactly-zero divergence is drawn on a log axis (marked in the legend)
 _DPI = 90
