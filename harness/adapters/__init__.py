@@ -63,8 +63,8 @@ class AdapterInfo:
 
 def info(target: str, meta: dict) -> AdapterInfo:
     """An `AdapterInfo` from an adapter's described attributes (`harness.process.loading.attributes`)."""
-    return AdapterInfo(meta["name"], target, meta["preset"], meta["family"], {**ONE_THREAD, **meta["env"]},
-                       tuple(meta["devices"]))
+    return AdapterInfo(name=meta["name"], target=target, preset=meta["preset"], family=meta["family"],
+                       env={**ONE_THREAD, **meta["env"]}, devices=tuple(meta["devices"]))
 
 
 def builtin_adapters() -> dict[str, AdapterInfo]:
@@ -81,24 +81,33 @@ def builtin_adapters() -> dict[str, AdapterInfo]:
 
 
 class _Registry(MutableMapping):
-    """The built-in adapters (read when first needed) plus user adapters registered in this process."""
+    """The built-in adapters (read from the implementation records when first needed, and again when
+    a record is registered) plus user adapters registered in this process."""
 
     def __init__(self) -> None:
-        self._items: dict[str, AdapterInfo] | None = None
+        self._builtin: dict[str, AdapterInfo] = {}
+        self._user: dict[str, AdapterInfo] = {}
+        self._records: tuple[str, ...] | None = None
+
+    def builtin(self) -> dict[str, AdapterInfo]:
+        records = tuple(implementations.names())
+        if records != self._records:
+            self._builtin, self._records = builtin_adapters(), records
+        return self._builtin
 
     def _all(self) -> dict[str, AdapterInfo]:
-        if self._items is None:
-            self._items = builtin_adapters()
-        return self._items
+        return {**self.builtin(), **self._user}
 
     def __getitem__(self, name: str) -> AdapterInfo:
         return self._all()[name]
 
     def __setitem__(self, name: str, value: AdapterInfo) -> None:
-        self._all()[name] = value
+        self._user[name] = value
 
     def __delitem__(self, name: str) -> None:
-        del self._all()[name]
+        if name not in self._user:
+            raise KeyError(f"{name} is a built-in adapter (its implementation record lists it)")
+        del self._user[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._all())
@@ -112,23 +121,13 @@ _USER_TARGETS: dict[str, str] = {}  # target -> registered name
 
 
 class _Builtin:
-    """The names of the built-in adapters (a set view; adapters registered later are not built in)."""
+    """The names of the built-in adapters (a set view; adapters registered by users are not built in)."""
 
     def __contains__(self, name: object) -> bool:
-        return name in _builtin_names()
+        return name in ADAPTERS.builtin()  # type: ignore[attr-defined]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_builtin_names())
-
-
-_NAMES: frozenset[str] | None = None
-
-
-def _builtin_names() -> frozenset[str]:
-    global _NAMES
-    if _NAMES is None:
-        _NAMES = frozenset(a.name for a in builtin_adapters().values())
-    return _NAMES
+        return iter(ADAPTERS.builtin())  # type: ignore[attr-defined]
 
 
 BUILTIN = _Builtin()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from reference import RMSpropSpec, presets
+from reference import RMSpropSpec, implementations, presets
 from reference.errors import InputError, InputValueError
 
 #: Knobs shown first, in the order a porting user cares about them.
@@ -100,17 +100,33 @@ def explain(exprs: Sequence[str] = (), only_differences: bool = False, fmt: str 
     if only_differences and len(specs) > 1:
         frame = frame[frame["differs"]]
     notes = {label: list(spec.notes) for label, spec in specs.items() if spec.notes}
+    rewrites = _rewrites(specs)
     if fmt == "json":
         return json.dumps({"knobs": frame.drop(columns="differs").to_dict(orient="index"),
-                           "differs": frame.index[frame["differs"]].tolist(), "notes": notes}, indent=2)
+                           "differs": frame.index[frame["differs"]].tolist(), "notes": notes,
+                           "rewrites": rewrites}, indent=2)
     shown = frame.drop(columns="differs")
     if fmt == "markdown":
         shown = shown.copy()
         shown.index = [f"**{k}**" if d else k for k, d in zip(shown.index, frame["differs"], strict=True)]
         text = _markdown(shown)
         legend = "\n\nBold knobs differ between the presets; `-` means the knob has no effect there."
-        return text + legend + _notes_text(notes)
-    return _rich_table(shown, frame["differs"]) + _notes_text(notes)
+        return text + legend + _notes_text(notes) + _rewrites_text(rewrites)
+    return _rich_table(shown, frame["differs"]) + _notes_text(notes) + _rewrites_text(rewrites)
+
+
+def _rewrites(specs: dict[str, RMSpropSpec]) -> dict[str, list[str]]:
+    """What each implementation shown can silently rewrite, from its record (whatever the arguments)."""
+    names = dict.fromkeys(label.partition(":")[0] for label in specs)
+    return {n: list(r.rewrites) for n in names if (r := implementations.get(n)).rewrites}
+
+
+def _rewrites_text(rewrites: dict[str, list[str]]) -> str:
+    if not rewrites:
+        return ""
+    lines = ["", "", "What each can silently rewrite, with other arguments (reference/implementations):"]
+    lines += [f"- {name}: {'; '.join(items)}" for name, items in rewrites.items()]
+    return "\n".join(lines)
 
 
 def _notes_text(notes: dict[str, list[str]]) -> str:
