@@ -165,3 +165,16 @@ def test_ctrl_c_keeps_the_finished_rows_and_exits_130(fake_suite, tmp_path, caps
     monkeypatch.setattr(harness.conformance.runner, "run_suite", interrupted)
     assert main(["run", "--suite", str(fake_suite), "--out", str(tmp_path / "out"), "--no-progress"]) == 130
     assert "interrupted; the finished rows are in the run folder" in capsys.readouterr().err
+
+
+def test_dry_runs_plan_without_running_or_writing(tmp_path, capsys) -> None:
+    out = tmp_path / "never"
+    assert main(["run", "--dry-run", "--out", str(out), "--adapter", "torch", "--dtype", "float32"]) == 0
+    text = capsys.readouterr().out
+    assert "torch.single" in text and "keras.jax" not in text and "dry run: nothing ran" in text
+    assert "tasks to run" in text and not out.exists()
+    assert main(["bench", "--dry-run", "--suite", "perf-gate", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "perf-gate: 6 jobs, 3 rounds" in text and "roofline" in text and not out.exists()
+    assert main(["run", "--dry-run", "--suite", "nothing"]) == 2  # bad input is still bad input
+    assert main(["bench", "--dry-run", "--repeats", "1"]) == 2

@@ -31,7 +31,47 @@ def add(sub) -> argparse.ArgumentParser:
                    help="instead: the harness against a bare loop (torch foreach, 1e6 and 1e7 parameters)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSV")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load and check the suite and options, print the jobs each worker would measure; measure "
+                        "nothing, write nothing")
     return p
+
+
+def _layout(label: str, shapes: dict) -> str:
+    import math
+
+    n = sum(math.prod(s) for s in shapes.values())
+    return f"{n:.0e} params" if label == "model" else label
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.base import options
+    from harness.bench import load_bench_suite, plan
+
+    devices, dtypes = options.devices(split(args.device, "--device")), options.dtypes(split(args.dtype, "--dtype"))
+    options.number(args.min_time, "--min-time", 0, 60, open_low=True)
+    options.integer(args.repeats, "--repeats", 3, 1000)
+    options.integer(args.rounds, "--rounds", 1, 100)
+    options.integer(args.threads, "--threads", 1, 1024)
+    suite = load_bench_suite(args.suite)
+    jobs = plan(suite, split(args.adapter, "--adapter"), devices, dtypes, args.min_time, args.repeats)
+    table = Table("bench", "adapter", "variants", "devices", "dtypes", "layouts", "min_time", "repeats",
+                  title=f"bench suite {suite.name}: plan")
+    for j in jobs:
+        devices_text = j.devices if isinstance(j.devices, str) else ",".join(j.devices)
+        table.add_row(j.bench, j.adapter, ",".join(j.variants) if j.variants else "all", devices_text,
+                      ",".join(j.dtypes), ", ".join(_layout(label, shapes) for label, shapes in j.layouts),
+                      f"{j.min_time:g} s",
+                      str(j.repeats))
+    Console(width=140).print(table)
+    rounds, threads = args.rounds or suite.rounds, args.threads or suite.threads
+    print(f"{suite.name}: {len(jobs)} jobs, {rounds} round{'s' if rounds > 1 else ''}, "
+          f"{threads or 'default'} thread{'s' if threads != 1 else ''} per framework; would write to {args.out}/ "
+          "(dry run: nothing was measured or written)")
+    return 0
 
 
 def _overhead(args: argparse.Namespace) -> int:
@@ -64,6 +104,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.overhead:
         return _overhead(args)
+    if args.dry_run:
+        return _dry_run(args)
     devices = split(args.device, "--device")
     console = Console(stderr=True)
 

@@ -31,7 +31,45 @@ def add(sub) -> argparse.ArgumentParser:
                    help="worker processes at a time (default: the number of cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSVs")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load and check everything (suite, adapters, options), print the plan: tasks per adapter, "
+                        "the workers and the parity scenarios; run nothing, write nothing")
     return p
+
+
+def _dry_run(suite, adapters, devices, dtypes, cases, out: str) -> int:
+    """The plan of a run, without running it."""
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.adapters import ADAPTERS
+    from harness.base import options
+    from harness.conformance.plan import plan
+
+    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
+    tasks = plan(suite, adapters, devices, dtypes, cases)
+    table = Table("adapter", "worker", "tasks", "unsupported", "dtypes", "devices", title=f"suite {suite.name}: plan")
+    by_adapter: dict[str, list] = {}
+    for p in tasks:
+        by_adapter.setdefault(p.adapter, []).append(p)
+    workers = Counter(ADAPTERS[a].worker_key for a in by_adapter)
+    for adapter, planned in by_adapter.items():
+        info = ADAPTERS[adapter]
+        table.add_row(adapter, info.module.rsplit(".", 1)[-1],
+                      str(sum(p.task is not None for p in planned)), str(sum(p.task is None for p in planned)),
+                      ",".join(sorted({p.dtype for p in planned})), ",".join(sorted({p.device for p in planned})))
+    Console(width=120).print(table)
+    runnable = sum(p.task is not None and not p.task.optional_device for p in tasks)
+    optional = sum(p.task is not None and p.task.optional_device for p in tasks)
+    unsupported = sum(p.task is None for p in tasks)
+    gpu = f", {optional} more where a GPU is visible" if optional else ""
+    print(f"{suite.name}: {runnable} tasks to run{gpu}, {unsupported} unsupported, in "
+          f"{len({p.case.name for p in tasks})} cases, {len(workers)} worker processes; "
+          f"{len(suite.parity) if cases is None else 0} parity scenarios; would write to {out}/ (dry run: "
+          "nothing ran, nothing was written)")
+    return 0
 
 
 class _Progress:
@@ -84,10 +122,13 @@ def main(args: argparse.Namespace) -> int:
 
     adapters, cases = split(args.adapter, "--adapter"), split(args.case, "--case")
     devices, dtypes = split(args.device, "--device"), split(args.dtype, "--dtype")
-    prepare_output(args.out)  # a bad --out is refused before anything runs
+    if not args.dry_run:
+        prepare_output(args.out)  # a bad --out is refused before anything runs
     suite = load_suite(args.suite)
     if adapters:  # user adapters are described (a subprocess) before the progress bar starts
         resolve(adapters)
+    if args.dry_run:
+        return _dry_run(suite, adapters, devices, dtypes, cases, args.out)
     with _Progress(f"suite {suite.name}", not args.no_progress) as progress:
         result = run_suite(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, out=args.out,
                            jobs=args.jobs, progress=progress.update)
