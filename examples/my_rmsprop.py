@@ -39,7 +39,7 @@ def make_adapter():
     return MyRMSprop()
 
 
-# -- not part of the README example: the same kernel with a deliberate bug, for the tests and the docs
+# -- not part of the docs example (docs/adapters.md): the same kernel with a deliberate bug, for the tests and the docs
 class BuggyRMSprop(MyRMSprop):
     """eps 1e-7 where the arguments say 1e-8 (say, a hard-coded constant in a kernel)."""
 

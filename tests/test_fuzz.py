@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from harness.cli import main
 
@@ -199,6 +200,7 @@ def _cases(tmp: Path) -> list[list[str]]:
     return cases
 
 
+@pytest.mark.slow  # end to end, tens of seconds: run by ./dev test --all and CI
 def test_at_least_300_malformed_inputs_never_traceback(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # relative paths among the values (an --out of 'x') land here
     cases = _cases(tmp_path)

@@ -192,6 +192,7 @@ repeats = 9
 """
 
 
+@pytest.mark.slow  # end to end, tens of seconds: run by ./dev test --all and CI
 def test_a_planted_thirty_percent_slowdown_fails_the_gate(monkeypatch, tmp_path, capsys) -> None:
     monkeypatch.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake",
                                                       devices=("cpu",)))
@@ -276,7 +277,10 @@ def test_the_example_workflow_runs_real_commands() -> None:
         parser.parse_args(argv)  # exits 2 on an unknown option: the example must not rot
     assert any("gate --baseline reports/baseline --current reports/latest --throughput off" in c for c in commands)
     ci = (root / ".ci" / "run").read_text()
-    assert "./dev test -q" in ci and "gate --baseline reports/baseline --current reports/latest --throughput off" in ci
+    quickstart = (root / "README.md").read_text().split("## Quickstart")[1].split("```bash\n")[1].split("```")[0]
+    test_command = quickstart.splitlines()[1].split("#")[0].strip()  # the README's second command: every test
+    assert test_command == "./dev test --all" and f"{test_command} -q" in ci
+    assert "gate --baseline reports/baseline --current reports/latest --throughput off" in ci
     load_baseline(root / "reports" / "baseline")  # the committed baseline is intact
 
 
@@ -298,7 +302,7 @@ def test_a_conformance_run_and_a_bench_folder_make_one_baseline(tmp_path) -> Non
 
 
 def test_the_noise_script_reports_false_alarms_and_power(tmp_path) -> None:
-    """examples/gate_noise.py (the README's false-alarm and power figures) on three synthetic runs."""
+    """examples/gate_noise.py (docs/gate.md's false-alarm and power figures) on three synthetic runs."""
     from pathlib import Path
 
     for i, median in enumerate((1e-3, 1.01e-3, 0.99e-3)):

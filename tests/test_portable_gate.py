@@ -16,7 +16,7 @@ from harness.cli import main
 from harness.gate import gate, markdown
 from harness.gate.baseline import load_baseline, load_run_tables, save_baseline
 
-from .test_gate import ENV, OK2, OTHER_MACHINE, conformance
+from .gate_tables import ENV, OK2, OTHER_MACHINE, conformance
 
 SHARE_BASE = {("c1", "float32"): [4864.0, 4864.0, 4864.0], ("c2", "float64"): [2.0, 2.0, 2.0]}
 

@@ -93,6 +93,9 @@ def test_planted_symlinks_are_never_followed(tmp_path, capsys, monkeypatch) -> N
 
 
 # ------------------------------------------------------------------------------------------------ one writer
+
+
+@pytest.mark.slow  # end to end, tens of seconds: run by ./dev test --all and CI
 def test_a_second_run_on_the_same_folder_is_refused_and_the_first_finishes(tmp_path) -> None:
     suite = _suite(tmp_path, cases=3)
     out = tmp_path / "run"
@@ -128,6 +131,7 @@ def _agree(out: Path) -> None:
         assert len(summary) == len(s)
 
 
+@pytest.mark.slow  # end to end, tens of seconds: run by ./dev test --all and CI
 def test_the_tables_agree_after_kill_9_at_any_instant(tmp_path) -> None:
     suite = _suite(tmp_path, cases=40)
     env = {**os.environ, "RMSPROP_HARNESS_PUBLISH_EVERY": "0", "FAKE_SLEEP": "0.05",  # a generation after every

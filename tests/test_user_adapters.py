@@ -152,10 +152,10 @@ def test_describe_keeps_the_user_module_out_of_the_driver() -> None:
     assert resolve(["examples.my_rmsprop:make_adapter"]) == [name]  # described once, then cached
 
 
-def test_readme_example_is_the_shipped_example() -> None:
-    """The README's adapter example is `examples/my_rmsprop.py` verbatim, so it is tested above."""
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Your own RMSprop")[1].split("```python\n")[1].split("```")[0]
+def test_docs_example_is_the_shipped_example() -> None:
+    """The adapter example in docs/adapters.md is `examples/my_rmsprop.py` verbatim, so it is tested above."""
+    page = (ROOT / "docs" / "adapters.md").read_text()
+    block = page.split("```python\n")[1].split("```")[0]
     source = (ROOT / "examples" / "my_rmsprop.py").read_text()
     assert source.startswith(block.strip() + "\n")
     assert len(block.strip().splitlines()) <= 40

@@ -56,6 +56,11 @@ def _dry_run(args: argparse.Namespace) -> int:
     options.integer(args.repeats, "--repeats", 3, 1000)
     options.integer(args.rounds, "--rounds", 1, 100)
     options.integer(args.threads, "--threads", 1, 1024)
+    if args.overhead:
+        print(f"overhead: the harness against a bare loop, torch foreach at 1e6 and 1e7 parameters, 300 paired "
+              f"samples each (min time {args.min_time or 0.5:g} s); would write {args.out}/overhead.csv (dry run: "
+              "nothing was measured or written)")
+        return 0
     suite = load_bench_suite(args.suite)
     jobs = plan(suite, split(args.adapter, "--adapter"), devices, dtypes, args.min_time, args.repeats)
     table = Table("bench", "adapter", "variants", "devices", "dtypes", "layouts", "min_time", "repeats",
@@ -102,10 +107,10 @@ def main(args: argparse.Namespace) -> int:
     from harness.bench import run_bench
     from harness.cli.console import bench_table
 
-    if args.overhead:
-        return _overhead(args)
     if args.dry_run:
         return _dry_run(args)
+    if args.overhead:
+        return _overhead(args)
     devices = split(args.device, "--device")
     console = Console(stderr=True)
 

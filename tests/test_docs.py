@@ -1,0 +1,100 @@
+"""Every ``rmsprop-harness`` command shown in the README and in docs/ runs.
+
+Commands are taken from the fenced ``bash``/``console``/``sh`` blocks (a ``console`` block's
+commands are its ``$ `` lines) and run in document order, in-process, in a scratch folder that holds
+a copy of ``examples/`` and a small complete run in ``reports/latest`` (the stand-in adapter, so
+the gate, baseline and report commands have something real to read). ``run`` and ``bench`` run as
+``--dry-run``: everything is loaded and checked (suites, adapters, including a user adapter
+described in its subprocess, options) and the plan printed, but nothing is measured: the default
+suite and the perf suites take minutes, and their real runs are tested elsewhere. A command passes
+when it exits 0 or 1 (some examples fail on purpose: an impossible translation, a buggy adapter)
+and raises nothing; exit 2 means the docs show bad input.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.adapters import ADAPTERS, AdapterInfo
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+SMALL_SUITE = """
+name = "docs"
+[defaults]
+adapters = ["fake"]
+steps = 20
+dtypes = ["float64"]
+[[case]]
+name = "own-defaults"
+"""
+
+
+def commands(path: Path) -> list[str]:
+    """The rmsprop-harness command lines of a Markdown file's shell and console blocks, in order."""
+    out = []
+    for lang, body in FENCE.findall(path.read_text()):
+        if lang not in ("bash", "console", "sh", "shell"):
+            continue
+        body = body.replace("\\\n", " ")  # continuation lines
+        for line in body.splitlines():
+            line = line.strip()
+            if lang == "console":
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+            if line.startswith("rmsprop-harness "):
+                out.append(line)
+    return out
+
+
+ALL = [(p, c) for p in DOCS for c in commands(p)]
+
+
+def test_the_docs_show_commands_and_the_reader_finds_them() -> None:
+    names = {p.name for p, _ in ALL}
+    assert {"README.md", "run.md", "parity.md", "translate.md", "bench.md", "gate.md"} <= names
+    text = "```console\n$ rmsprop-harness a \\\n    --b\noutput\n```\n```python\nrmsprop-harness no\n```\n"
+    probe = ROOT / "tests" / "_probe.md"
+    try:
+        probe.write_text(text)
+        assert commands(probe) == ["rmsprop-harness a      --b"]
+    finally:
+        probe.unlink()
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    """A folder holding examples/ and a small complete run in reports/latest (the stand-in adapter)."""
+    from harness.conformance.runner import run_suite
+
+    work = tmp_path_factory.mktemp("docs")
+    shutil.copytree(ROOT / "examples", work / "examples")
+    (work / "docs.toml").write_text(SMALL_SUITE)
+    mp = pytest.MonkeyPatch()
+    mp.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake"))
+    try:
+        result = run_suite(work / "docs.toml", out=work / "reports" / "latest")
+        assert result.exit_code == 0
+    finally:
+        mp.undo()
+    return work
+
+
+@pytest.mark.parametrize(("path", "command"), ALL, ids=[f"{p.name}:{c[16:60]}" for p, c in ALL])
+def test_every_documented_command_runs(path, command, scratch, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(scratch)
+    monkeypatch.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake"))
+    argv = shlex.split(command, comments=True)[1:]
+    if argv[0] in ("run", "bench"):
+        argv.append("--dry-run")
+    code = main(argv)
+    out = capsys.readouterr()
+    assert code in (0, 1), f"{path.name}: `{command}` exited {code}: {out.err.strip()[-500:]}"
