@@ -193,6 +193,7 @@ def test_bench_rows_roofline_and_report(fake_bench, tmp_path) -> None:
     assert (out / "throughput.csv").is_file()
 
 
+@pytest.mark.slow  # a worker per failure mode, ~5 s each: run by ./dev test --all and CI
 @pytest.mark.parametrize(("behaviour", "reason"), [("raise", "MemoryError: pretend the device is full"),
                                                      ("crash", "worker exited with 4")])
 def test_a_failing_adapter_is_an_error_row_and_the_rest_goes_on(fake_bench, tmp_path, monkeypatch, behaviour,
@@ -205,6 +206,7 @@ def test_a_failing_adapter_is_an_error_row_and_the_rest_goes_on(fake_bench, tmp_
     assert (tp[tp["adapter"] == "copy.numpy"]["status"] == "ok").all()  # other workers still measured
 
 
+@pytest.mark.slow  # ~6 s of bench workers: run by ./dev test --all and CI
 def test_what_an_adapter_prints_is_never_taken_for_a_result(fake_bench, monkeypatch) -> None:
     """Rows travel on their own pipe (`harness.process.channel`), not stdout: a printed 'BENCH {...}' is just output."""
     monkeypatch.setenv("FAKE_BENCH", "noisy")
