@@ -91,6 +91,11 @@ def scratch(tmp_path_factory):
 @pytest.mark.parametrize(("path", "command"), ALL, ids=[f"{p.name}:{c[16:60]}" for p, c in ALL])
 def test_every_documented_command_runs(path, command, scratch, monkeypatch, capsys) -> None:
     monkeypatch.chdir(scratch)
+    import harness.adapters as registry
+
+    # a user adapter a command names is registered in this process: undone after each command
+    monkeypatch.setattr(ADAPTERS, "_user", dict(ADAPTERS._user))
+    monkeypatch.setattr(registry, "_USER_TARGETS", dict(registry._USER_TARGETS))
     monkeypatch.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake"))
     argv = shlex.split(command, comments=True)[1:]
     if argv[0] in ("run", "bench"):

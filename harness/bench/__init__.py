@@ -57,10 +57,41 @@ from harness.bench.roofline import (
     model_shapes,
     split_shapes,
 )
-from harness.bench.run import POINT_KEY, THROUGHPUT_COLUMNS, BenchResult, overhead_summary, run_bench, run_overhead
+from harness.bench.run import (
+    POINT_KEY,
+    THROUGHPUT_COLUMNS,
+    BenchResult,
+    Prepared,
+    overhead_summary,
+    prepare,
+    run_bench,
+    run_overhead,
+)
 from harness.bench.suite import BenchEntry, BenchError, BenchSuite, Job, load_bench_suite, plan
 from harness.bench.timer import measure
 
-__all__ = ["COPY_ADAPTERS", "ITEMSIZE", "POINT_KEY", "THROUGHPUT_COLUMNS", "BenchEntry", "BenchError", "BenchResult",
-           "BenchSuite", "Job", "Measurement", "NumpyCopy", "TorchCopy", "bytes_per_param", "load_bench_suite",
-           "measure", "model_shapes", "overhead_summary", "plan", "run_bench", "run_overhead", "split_shapes"]
+__all__ = [
+    "COPY_ADAPTERS",
+    "ITEMSIZE",
+    "POINT_KEY",
+    "THROUGHPUT_COLUMNS",
+    "BenchEntry",
+    "BenchError",
+    "BenchResult",
+    "BenchSuite",
+    "Job",
+    "Measurement",
+    "NumpyCopy",
+    "Prepared",
+    "TorchCopy",
+    "bytes_per_param",
+    "load_bench_suite",
+    "measure",
+    "model_shapes",
+    "overhead_summary",
+    "plan",
+    "prepare",
+    "run_bench",
+    "run_overhead",
+    "split_shapes",
+]

@@ -169,6 +169,32 @@ def bench_environment(name: str, path: Path | None) -> dict[str, Any]:
                                    suite={"name": name, "path": str(path) if path else None})
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A bench run's checked options and its plan (what ``--dry-run`` prints)."""
+
+    suite: BenchSuite
+    jobs: list[Job]
+    devices: list[str] | None
+    rounds: int
+    threads: int | None
+
+
+def prepare(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | None = None,
+            devices: list[str] | None = None, dtypes: list[str] | None = None, min_time: float | None = None,
+            repeats: int | None = None, rounds: int | None = None, threads: int | None = None) -> Prepared:
+    """Check the options (`BenchError`/`InputError`: one line), load the suite and plan its jobs."""
+    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
+    options.number(min_time, "--min-time", 0, 60, open_low=True)
+    options.integer(repeats, "--repeats", 3, 1000)
+    options.integer(rounds, "--rounds", 1, 100)
+    options.integer(threads, "--threads", 1, 1024)
+    if not isinstance(suite, BenchSuite):
+        suite = load_bench_suite(suite)
+    jobs = plan(suite, adapters, devices, dtypes, min_time, repeats)
+    return Prepared(suite, jobs, devices, rounds or suite.rounds, threads or suite.threads)
+
+
 def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | None = None,
               devices: list[str] | None = None, dtypes: list[str] | None = None, min_time: float | None = None,
               repeats: int | None = None, out: str | Path | None = "reports/bench", timeout: float = 900.0,
@@ -177,16 +203,9 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
     """Run a bench suite; each framework's jobs in its own worker, one worker at a time; the whole
     suite ``rounds`` times (default: the suite's ``rounds``, 1), each round in fresh workers, so
     the samples of a point span the drift of a shared machine and the gate can see it."""
-    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
-    options.number(min_time, "--min-time", 0, 60, open_low=True)
-    options.integer(repeats, "--repeats", 3, 1000)
-    options.integer(rounds, "--rounds", 1, 100)
-    options.integer(threads, "--threads", 1, 1024)
-    if not isinstance(suite, BenchSuite):
-        suite = load_bench_suite(suite)
-    rounds = rounds or suite.rounds
-    threads = threads or suite.threads
-    jobs = plan(suite, adapters, devices, dtypes, min_time, repeats)
+    ready = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, min_time=min_time, repeats=repeats,
+                    rounds=rounds, threads=threads)
+    suite, jobs, devices, rounds, threads = ready.suite, ready.jobs, ready.devices, ready.rounds, ready.threads
     specs: dict[tuple, RMSpropSpec | None] = {}
     folder = RunFolder(out, "bench", len(jobs) * rounds) if out is not None else None
     out_dir = None if folder is None else folder.path
@@ -257,6 +276,7 @@ def run_bench(suite: BenchSuite | str | Path = "perf", *, adapters: list[str] | 
 def run_overhead(sizes: tuple[int, ...] = (1_000_000, 10_000_000), pairs: int = 300, min_time: float = 0.5,
                  out: str | Path | None = None) -> pd.DataFrame:
     """Paired samples of the harness against a bare loop (see `_overhead_worker`); ``ratio`` = harness / bare."""
+    options.number(min_time, "--min-time", 0, 60, open_low=True)
     rows: list[dict] = []
     info = ADAPTERS["torch.foreach"]
     code, tail = _spawn(_bench_env(info.env), {"overhead": True, "sizes": list(sizes), "pairs": pairs,

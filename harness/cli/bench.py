@@ -49,30 +49,27 @@ def _dry_run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from harness.base import options
-    from harness.bench import load_bench_suite, plan
+    from harness.bench import prepare
 
-    devices, dtypes = options.devices(split(args.device, "--device")), options.dtypes(split(args.dtype, "--dtype"))
-    options.number(args.min_time, "--min-time", 0, 60, open_low=True)
-    options.integer(args.repeats, "--repeats", 3, 1000)
-    options.integer(args.rounds, "--rounds", 1, 100)
-    options.integer(args.threads, "--threads", 1, 1024)
     if args.overhead:
+        options.number(args.min_time, "--min-time", 0, 60, open_low=True)
         print(f"overhead: the harness against a bare loop, torch foreach at 1e6 and 1e7 parameters, 300 paired "
               f"samples each (min time {args.min_time or 0.5:g} s); would write {args.out}/overhead.csv (dry run: "
               "nothing was measured or written)")
         return 0
-    suite = load_bench_suite(args.suite)
-    jobs = plan(suite, split(args.adapter, "--adapter"), devices, dtypes, args.min_time, args.repeats)
+    ready = prepare(args.suite, adapters=split(args.adapter, "--adapter"), devices=split(args.device, "--device"),
+                    dtypes=split(args.dtype, "--dtype"), min_time=args.min_time, repeats=args.repeats,
+                    rounds=args.rounds, threads=args.threads)
+    suite, jobs = ready.suite, ready.jobs
     table = Table("bench", "adapter", "variants", "devices", "dtypes", "layouts", "min_time", "repeats",
                   title=f"bench suite {suite.name}: plan")
     for j in jobs:
         devices_text = j.devices if isinstance(j.devices, str) else ",".join(j.devices)
         table.add_row(j.bench, j.adapter, ",".join(j.variants) if j.variants else "all", devices_text,
                       ",".join(j.dtypes), ", ".join(_layout(label, shapes) for label, shapes in j.layouts),
-                      f"{j.min_time:g} s",
-                      str(j.repeats))
+                      f"{j.min_time:g} s", str(j.repeats))
     Console(width=140).print(table)
-    rounds, threads = args.rounds or suite.rounds, args.threads or suite.threads
+    rounds, threads = ready.rounds, ready.threads
     print(f"{suite.name}: {len(jobs)} jobs, {rounds} round{'s' if rounds > 1 else ''}, "
           f"{threads or 'default'} thread{'s' if threads != 1 else ''} per framework; would write to {args.out}/ "
           "(dry run: nothing was measured or written)")
@@ -80,10 +77,8 @@ def _dry_run(args: argparse.Namespace) -> int:
 
 
 def _overhead(args: argparse.Namespace) -> int:
-    from harness.base import options
     from harness.bench import overhead_summary, run_overhead
 
-    options.number(args.min_time, "--min-time", 0, 60, open_low=True)
     summary = overhead_summary(run_overhead(min_time=args.min_time or 0.5, out=args.out))
     what = {"timer": "the harness's timer vs a bare loop, same optimizer",
             "setup": "the harness-built vs a hand-built optimizer, both bare-timed",

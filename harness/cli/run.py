@@ -37,7 +37,7 @@ def add(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _dry_run(suite, adapters, devices, dtypes, cases, out: str) -> int:
+def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str) -> int:
     """The plan of a run, without running it."""
     from collections import Counter
 
@@ -45,11 +45,9 @@ def _dry_run(suite, adapters, devices, dtypes, cases, out: str) -> int:
     from rich.table import Table
 
     from harness.adapters import ADAPTERS
-    from harness.base import options
-    from harness.conformance.plan import plan
+    from harness.conformance.runner import prepare
 
-    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
-    tasks = plan(suite, adapters, devices, dtypes, cases)
+    suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs)
     table = Table("adapter", "worker", "tasks", "unsupported", "dtypes", "devices", title=f"suite {suite.name}: plan")
     by_adapter: dict[str, list] = {}
     for p in tasks:
@@ -128,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     if adapters:  # user adapters are described (a subprocess) before the progress bar starts
         resolve(adapters)
     if args.dry_run:
-        return _dry_run(suite, adapters, devices, dtypes, cases, args.out)
+        return _dry_run(suite, adapters, devices, dtypes, cases, args.jobs, args.out)
     with _Progress(f"suite {suite.name}", not args.no_progress) as progress:
         result = run_suite(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, out=args.out,
                            jobs=args.jobs, progress=progress.update)

@@ -132,6 +132,18 @@ def _unavailable(tasks: list[Planned], results: dict[int, dict], devices: list[s
     return out
 
 
+def prepare(suite: Suite | str | Path, *, adapters: list[str] | None = None, devices: list[str] | None = None,
+            dtypes: list[str] | None = None, cases: list[str] | None = None, jobs: int | None = None
+            ) -> tuple[Suite, list[Planned]]:
+    """Check the options (one line on bad input), load the suite and plan its tasks (what ``--dry-run``
+    prints)."""
+    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
+    options.integer(jobs, "--jobs", 1, 256)
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    return suite, plan(suite, adapters, devices, dtypes, cases)
+
+
 def run_suite(
     suite: Suite | str | Path,
     *,
@@ -151,11 +163,8 @@ def run_suite(
     computed too, unless ``cases`` selects a subset (then only with ``parity_scenarios=True``)
     or ``parity_scenarios=False``.
     """
-    devices, dtypes = options.devices(devices), options.dtypes(dtypes)
-    options.integer(jobs, "--jobs", 1, 256)
-    if not isinstance(suite, Suite):
-        suite = load_suite(suite)
-    tasks = plan(suite, adapters, devices, dtypes, cases)
+    suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs)
+    devices, dtypes = options.devices(devices), options.dtypes(dtypes)  # as recorded in env.json
     writer = RunWriter(Path(out) if out is not None else None, len(tasks))
     env = environment.environment(
         suite={"name": suite.name, "path": str(suite.path), "sha256": suite.digest},
@@ -266,4 +275,5 @@ def _parity(suite: Suite, writer: RunWriter, env: dict) -> None:
         env["parity_error"] = f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["DIVERGENCE_COLUMNS", "STATUSES", "SUMMARY_COLUMNS", "TABLES", "RunError", "RunResult", "plan", "run_suite"]
+__all__ = ["DIVERGENCE_COLUMNS", "STATUSES", "SUMMARY_COLUMNS", "TABLES", "RunError", "RunResult", "plan", "prepare",
+           "run_suite"]
