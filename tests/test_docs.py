@@ -103,3 +103,21 @@ def test_every_documented_command_runs(path, command, scratch, monkeypatch, caps
     code = main(argv)
     out = capsys.readouterr()
     assert code in (0, 1), f"{path.name}: `{command}` exited {code}: {out.err.strip()[-500:]}"
+
+
+def test_every_file_and_module_the_docs_name_exists() -> None:
+    import importlib
+
+    text = "\n".join(p.read_text() for p in DOCS)
+    files = set(re.findall(r"(?:harness|reference|examples|suites|tests|docs)/[\w/.-]*\.(?:py|toml|yml|md)", text))
+    missing = sorted(f for f in files if not (ROOT / f).is_file())
+    assert files and not missing, missing
+    bad = []
+    for name in sorted(set(re.findall(r"`((?:harness|reference)(?:\.\w+)+)`", text))):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            module, _, attr = name.rpartition(".")
+            if not hasattr(importlib.import_module(module), attr):
+                bad.append(name)
+    assert not bad, bad

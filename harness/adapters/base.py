@@ -104,7 +104,7 @@ class Stepper:
 class Adapter:
     """Base class: subclasses set the class attributes and implement `available` and `run`.
 
-    A user-supplied adapter (see the README) also sets ``preset``: the semantics it claims,
+    A user-supplied adapter (see docs/adapters.md) also sets ``preset``: the semantics it claims,
     which names the arguments it receives (``task.kwargs``, from ``args.<family>`` of a case
     or translated from a case's ``spec``) and the reference it is judged against. ``"spec"``
     means `RMSpropSpec`'s own knobs; ``"torch"``, ``"keras"``, ... a framework's arguments.
