@@ -97,7 +97,8 @@ def html_report(run: Run) -> str:
              f'<p class="verdict {verdict}">{html.escape(verdict_line(run))}</p>',
              f'<p class="note">{html.escape(str(run.env.get("suite", {}).get("path", "")))}; '
              "errors are measured against the float64 reference in units of the rounding budget "
-             "(see docs/reference.md, How results are judged); a cell's percentage is the share of its tolerance used.</p>"]
+             "(see docs/reference.md, How results are judged); "
+             "a cell's percentage is the share of its tolerance used.</p>"]
     bad = failing(run)
     parts += ["<h2>Failing cases</h2>",
               "<p>None: every row is within its rounding tolerance, unsupported or skipped.</p>" if bad.empty
