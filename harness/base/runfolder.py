@@ -137,8 +137,9 @@ def sha256(data: bytes) -> str:
 
 
 # ------------------------------------------------------------------------- output
-def prepare_output(path: str | Path) -> Path:
-    """Check that ``path`` may become (or be rewritten as) a run folder, and create it."""
+def prepare_output(path: str | Path, *, create: bool = True) -> Path:
+    """Check that ``path`` may become (or be rewritten as) a run folder, and create it (with ``create=False``
+    only check: bad input found later, a missing suite say, must leave no empty folder behind)."""
     if str(path).strip() == "":
         raise RunFolderError("--out '': give a folder for the results (an empty string would mean the current "
                              "directory)")
@@ -157,6 +158,8 @@ def prepare_output(path: str | Path) -> Path:
             raise RunFolderError(f"{folder}: exists, holds other files ({', '.join(foreign[:3])}"
                                  f"{' ...' if len(foreign) > 3 else ''}) and is not a run folder; "
                                  "pass a new or empty folder")
+    if not create:
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

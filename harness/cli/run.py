@@ -121,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
     adapters, cases = split(args.adapter, "--adapter"), split(args.case, "--case")
     devices, dtypes = split(args.device, "--device"), split(args.dtype, "--dtype")
     if not args.dry_run:
-        prepare_output(args.out)  # a bad --out is refused before anything runs
+        prepare_output(args.out, create=False)  # a bad --out is refused before anything runs
     suite = load_suite(args.suite)
     if adapters:  # user adapters are described (a subprocess) before the progress bar starts
         resolve(adapters)
