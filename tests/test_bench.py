@@ -136,6 +136,11 @@ def test_perf_suite_plans_every_adapter_and_a_copy_roofline_per_size() -> None:
     assert [s["x"][0] for _, s in copy.layouts] == sorted(sizes)
     with pytest.raises(SuiteError, match="a benchmark suite: run it with rmsprop-harness bench --suite perf"):
         load_suite("perf")
+    # --device gpu: the roofline is measured by the kernels that run there (torch), no host-only numpy row
+    gpu = {j.adapter: j.devices for j in plan(suite, devices=["gpu"]) if j.bench == "roofline"}
+    assert gpu == {"copy.torch": ["gpu"]}
+    both = {j.adapter: j.devices for j in plan(suite, devices=["cpu", "gpu"]) if j.bench == "roofline"}
+    assert both == {"copy.torch": ["cpu", "gpu"], "copy.numpy": ["cpu"]}
 
 
 BENCH = """

@@ -83,3 +83,15 @@ def test_a_worker_that_dies_before_hello_fails_every_task_once(tmp_path) -> None
     run_worker([FAKE], [_task(1), _task(2)], out.__setitem__, python=str(fake_python))
     assert [p["status"] for p in out.values()] == ["error", "error"]
     assert "exited with code 7" in out[0]["reason"]
+
+
+def test_workers_share_a_gpu_unless_the_user_says_otherwise(monkeypatch) -> None:
+    from harness.process.spawn import child_env
+
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
+    env = child_env({"KERAS_BACKEND": "jax"})
+    # without these, a second JAX or TensorFlow worker on the same GPU finds its memory taken
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
+    assert child_env({})["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"

@@ -195,8 +195,13 @@ def plan(suite: BenchSuite, adapters: list[str] | None = None, devices: list[str
     copy_layouts = [(f"copy {n}", {"x": [n]}) for n in sorted(sizes)]
     copy_dtypes = sorted({d for ds in sizes.values() for d in ds})
     for name, info in COPY_ADAPTERS.items():
+        # a roofline kernel runs only where it can (numpy copies on the host): with --device gpu the
+        # roofline is the GPU kernels', not a "skipped" row for the host's
+        copy_devices = [d for d in devices if d == "auto" or d in info.devices] if devices else "auto"
+        if not copy_devices:
+            continue
         jobs.insert(0, Job(adapter=name, target=info.target, family=info.family, devices_allowed=list(info.devices),
-                           bench="roofline", kwargs={}, variants=None, devices=devices or "auto", dtypes=copy_dtypes,
+                           bench="roofline", kwargs={}, variants=None, devices=copy_devices, dtypes=copy_dtypes,
                            layouts=copy_layouts, min_time=min_time or 0.2, repeats=repeats or 7))
     return jobs
 

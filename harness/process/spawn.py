@@ -33,13 +33,18 @@ PARENT_ENV = "RMSPROP_HARNESS_PARENT"
 USER_PATH_ENV = "RMSPROP_HARNESS_USER_PATH"
 ROOT = Path(__file__).resolve().parents[2]  # where the harness and reference packages are installed
 
+# Workers run side by side on one GPU: JAX would take 75% of its memory per process and TensorFlow all of
+# it, so the second worker would fail to start. These only change how memory is reserved, never the
+# arithmetic; a user's own setting wins.
+GPU_SHARING = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
 _LIVE: set[subprocess.Popen] = set()
 _LOCK = threading.Lock()
 
 
 def child_env(extra: dict[str, str], user_path: str | None = None) -> dict[str, str]:
     """A worker's environment: ours plus ``extra``; this installation first on ``PYTHONPATH``."""
-    env = {**os.environ, **extra, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
+    env = {**GPU_SHARING, **os.environ, **extra, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
     if "XLA_FLAGS" in os.environ and "XLA_FLAGS" in extra:  # the user's XLA flags (an ISA cap) stay, ours added
         env["XLA_FLAGS"] = f"{os.environ['XLA_FLAGS']} {extra['XLA_FLAGS']}"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
