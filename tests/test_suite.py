@@ -177,3 +177,20 @@ def test_bad_matrix_is_one_line(tmp_path, body: str, message: str) -> None:
         load_suite(path)
     assert str(info.value) == f"{path}: {message}" or message in str(info.value), str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_all_adapters_grow_with_the_records_and_follow_native_arguments(tmp_path) -> None:
+    from harness.adapters import BUILTIN
+
+    path = _write(tmp_path, "[defaults]\nadapters = ['all']\n"
+                            "[[case]]\nname = 'own'\n"
+                            "[[case]]\nname = 'matched'\nspec = { lr = 1e-3, eps_placement = 'outside' }\n"
+                            "[[case]]\nname = 'native'\nargs.torch = { lr = 1e-3 }\n"
+                            "args.optax = { learning_rate = 0.1 }\n"
+                            "[[case]]\nname = 'named'\nadapters = ['all', 'keras']\nargs.torch = { lr = 1e-3 }\n")
+    own, matched, native, named = load_suite(path).cases
+    assert set(own.adapters) == set(matched.adapters) == set(BUILTIN)  # no arguments, or semantics: every one
+    assert set(native.adapters) == {"torch.single", "torch.foreach", "torch.capturable", "optax"}
+    assert {"keras.jax", "torch.single"} <= set(named.adapters) and "optax" not in named.adapters
+    with pytest.raises(SuiteError, match="no adapter of this case takes these arguments"):
+        load_suite(_write(tmp_path, "[[case]]\nname = 'a'\nadapters = ['all']\nargs.nobody = { lr = 1 }\n"))

@@ -23,11 +23,12 @@ from harness.process.loading import attributes, describe, resolve_target
 from reference import implementations
 from reference.errors import InputKeyError
 
-__all__ = ["ADAPTERS", "BUILTIN", "ENTRY_POINT_GROUP", "ONE_THREAD", "STATE_KINDS", "Adapter", "AdapterInfo",
+__all__ = ["ADAPTERS", "ALL", "BUILTIN", "ENTRY_POINT_GROUP", "ONE_THREAD", "STATE_KINDS", "Adapter", "AdapterInfo",
            "BenchPoint", "Snapshot", "Stepper", "Task",
            "entry_points", "register_user_adapter", "resolve"]
 
 ENTRY_POINT_GROUP = "rmsprop_harness.adapters"
+ALL = "all"  # the adapter pattern for every built-in adapter
 
 # Conformance runs are single-threaded per worker: the frameworks otherwise fight over
 # the cores, and elementwise results do not depend on the thread count.
@@ -158,16 +159,19 @@ def register_user_adapter(target: str, name: str | None = None) -> AdapterInfo:
 
 def resolve(patterns: list[str], known: list[str] | None = None, targets: bool = True) -> list[str]:
     """Adapter names matching ``patterns``: a full name (``torch.single``), a family prefix
-    (``torch`` -> ``torch.single``, ``torch.foreach``, ...), an installed entry point's name or
-    (``targets``) a ``package.module:factory`` target (both registered on first use). `InputKeyError`
-    names an unknown one. Suites pass ``targets=False``: a suite file never makes the harness
+    (``torch`` -> ``torch.single``, ``torch.foreach``, ...), ``all`` (every built-in adapter), an installed
+    entry point's name or (``targets``) a ``package.module:factory`` target (both registered on first use).
+    `InputKeyError` names an unknown one. Suites pass ``targets=False``: a suite file never makes the harness
     import a module the user did not name on the command line."""
     out: list[str] = []
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern.strip():
             raise InputKeyError(f"adapter {pattern!r}: an empty name names no adapter")
         names = list(ADAPTERS) if known is None else known
-        hits = [a for a in names if a == pattern or a.startswith(pattern + ".")]
+        if pattern == ALL:  # every built-in adapter: a suite that says "all" grows with the records
+            hits = [a for a in names if a in BUILTIN]
+        else:
+            hits = [a for a in names if a == pattern or a.startswith(pattern + ".")]
         if not hits and ":" in pattern and not targets:
             raise InputKeyError(f"adapter {pattern!r} is a Python target: suites name adapters (built-in or "
                                 "installed entry points); give a package.module:factory target on the command line "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 from harness.adapters.base import Adapter, BenchPoint, Snapshot, Stepper, Task, as_float64
 from harness.base.host import cpu_name, missing
-
-_STATE = {"square_avg": "nu", "grad_avg": "mu", "momentum_buffer": "trace"}
 
 
 class TorchDevices(Adapter):
@@ -30,14 +29,22 @@ class TorchDevices(Adapter):
         return torch.cuda.get_device_name(0) if device == "gpu" else cpu_name()
 
 
-class TorchRMSprop(TorchDevices):
-    foreach = False
-    capturable = False
+class TorchOptimizer(TorchDevices):
+    """An optimizer with torch's ``Optimizer`` interface (``param_groups``, ``state``, ``step``): torch's own
+    and the libraries built on it (timm, stable-baselines3, pfrl, bitsandbytes). A subclass says how to build
+    it (`make`) and which state entries hold what (`state_keys`); running, schedules and snapshots are shared."""
 
-    def unsupported(self, task: Task) -> str | None:
-        if self.capturable and task.device != "gpu":
-            return "unsupported: capturable=True (torch captures CUDA graphs only; run it with --device gpu)"
-        return super().unsupported(task)
+    #: optimizer state key -> the harness' state kind (nu: square average, mu: gradient average, trace: momentum)
+    state_keys: ClassVar[dict[str, str]] = {"square_avg": "nu", "grad_avg": "mu", "momentum_buffer": "trace"}
+
+    def make(self, params: list, kwargs: dict[str, Any]) -> Any:
+        """The optimizer over ``params`` built from the task's native ``kwargs``."""
+        raise NotImplementedError
+
+    def state_of(self, opt: Any, p: Any) -> dict[str, Any]:
+        """State tensors of parameter ``p`` by kind (float64 NumPy copies)."""
+        return {kind: as_float64(opt.state[p][key].detach().cpu().double())
+                for key, kind in self.state_keys.items() if key in opt.state[p]}
 
     def run(self, task: Task) -> Iterator[Snapshot]:
         import torch
@@ -46,10 +53,7 @@ class TorchRMSprop(TorchDevices):
         dtype = getattr(torch, task.dtype)
         names = list(task.shapes)
         params = [torch.nn.Parameter(torch.from_numpy(a).to(device, dtype)) for a in task.initial().values()]
-        kwargs = {**task.kwargs, "foreach": self.foreach}
-        if self.capturable:
-            kwargs["capturable"] = True
-        opt = torch.optim.RMSprop(params, **kwargs)
+        opt = self.make(params, dict(task.kwargs))
         record = set(task.record_steps)
         for t, grads in task.gradients():
             for p, n in zip(params, names, strict=True):
@@ -59,13 +63,59 @@ class TorchRMSprop(TorchDevices):
                     group["lr"] = task.lr(t)
             opt.step()
             if t in record:
-                state = {kind: {} for kind in _STATE.values()}
+                state: dict[str, dict] = {}
                 for p, n in zip(params, names, strict=True):
-                    for key, kind in _STATE.items():
-                        if key in opt.state[p]:
-                            state[kind][n] = as_float64(opt.state[p][key].detach().cpu().double())
+                    for kind, value in self.state_of(opt, p).items():
+                        state.setdefault(kind, {})[n] = value
                 params_out = {n: as_float64(p.detach().cpu().double()) for n, p in zip(names, params, strict=True)}
-                yield Snapshot(t, params_out, {k: v for k, v in state.items() if v})
+                yield Snapshot(t, params_out, state)
+
+    def bench_variants(self, device: str) -> dict[str, str]:
+        return {"default": "the optimizer's step as a user calls it"}
+
+    def bench(self, point: BenchPoint) -> Stepper:
+        params, sync, peak = _bench_params(point)
+        return Stepper(self.make(params, dict(point.kwargs)).step, sync, peak)
+
+
+def _bench_params(point: BenchPoint) -> tuple[list, Callable[[], None], Callable[[], int | None]]:
+    """The benchmark's parameters (gradients attached) on its device, a sync and a peak-memory reader."""
+    import torch
+
+    device = torch.device("cuda" if point.device == "gpu" else "cpu")
+    dtype = getattr(torch, point.dtype)
+    params0, grads0 = point.arrays()
+    params = []
+    for n in list(params0):
+        # copy=True: torch-owned (64-byte aligned) memory, as a model's parameters are, not NumPy's buffer
+        p = torch.nn.Parameter(torch.from_numpy(params0.pop(n)).to(device, dtype, copy=True))
+        p.grad = torch.from_numpy(grads0.pop(n)).to(device, dtype, copy=True)
+        params.append(p)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    peak = (lambda: int(torch.cuda.max_memory_allocated())) if cuda else (lambda: None)
+    return params, sync, peak
+
+
+class TorchRMSprop(TorchOptimizer):
+    foreach = False
+    capturable = False
+
+    def unsupported(self, task: Task) -> str | None:
+        if self.capturable and task.device != "gpu":
+            return "unsupported: capturable=True (torch captures CUDA graphs only; run it with --device gpu)"
+        return super().unsupported(task)
+
+    def make(self, params: list, kwargs: dict[str, Any]) -> Any:
+        import torch
+
+        kwargs = {**kwargs, "foreach": self.foreach}
+        if self.capturable:
+            kwargs["capturable"] = True
+        return torch.optim.RMSprop(params, **kwargs)
 
     def bench_variants(self, device: str) -> dict[str, str]:
         if self.capturable:
@@ -79,21 +129,7 @@ class TorchRMSprop(TorchDevices):
     def bench(self, point: BenchPoint) -> Stepper:
         import torch
 
-        device = torch.device("cuda" if point.device == "gpu" else "cpu")
-        dtype = getattr(torch, point.dtype)
-        params0, grads0 = point.arrays()
-        params = []
-        for n in list(params0):
-            # copy=True: torch-owned (64-byte aligned) memory, as a model's parameters are, not NumPy's buffer
-            p = torch.nn.Parameter(torch.from_numpy(params0.pop(n)).to(device, dtype, copy=True))
-            p.grad = torch.from_numpy(grads0.pop(n)).to(device, dtype, copy=True)
-            params.append(p)
-        cuda = device.type == "cuda"
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        sync = torch.cuda.synchronize if cuda else (lambda: None)
-        peak = (lambda: int(torch.cuda.max_memory_allocated())) if cuda else (lambda: None)
+        params, sync, peak = _bench_params(point)
         kwargs = {**point.kwargs, "foreach": self.foreach}
         if point.variant == "cuda-graph":
             opt = torch.optim.RMSprop(params, **kwargs, capturable=True)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.adapters import ADAPTERS, resolve
+from harness.adapters import ADAPTERS, ALL, resolve
 from harness.base.limits import MAX_PARAMS, MAX_RECORDS, MAX_STEPS, LimitError, check_shapes
 from harness.base.streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec
 from harness.compare.parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
@@ -252,9 +252,10 @@ class _Loader:
                 raise self.fail(where + key, f"expected {problem}, got {value!r}")
             return value
 
+        patterns = get("adapters", list, lambda v: all(isinstance(a, str) for a in v) and v,
+                       "a non-empty list of adapter names")
         try:
-            adapters = tuple(resolve(get("adapters", list, lambda v: all(isinstance(a, str) for a in v) and v,
-                                         "a non-empty list of adapter names"), targets=False))
+            adapters = tuple(resolve(patterns, targets=False))
         except KeyError as exc:
             raise self.fail(where + "adapters", str(exc.args[0])) from None
         steps = get("steps", int, lambda v: 1 <= v <= MAX_STEPS, f"an integer in [1, {MAX_STEPS:.0e}]")
@@ -287,6 +288,11 @@ class _Loader:
         args, spec = own.get("args"), own.get("spec")
         if args is not None and spec is not None:
             raise self.fail(where + "spec", "give either args (framework-native) or spec (semantics), not both")
+        if isinstance(args, dict) and ALL in patterns:  # "all" with native arguments: the adapters written for
+            named = set(resolve([p for p in patterns if p != ALL], targets=False))
+            adapters = tuple(a for a in adapters if a in named or a in args or ADAPTERS[a].family in args)
+            if not adapters:
+                raise self.fail(where + "args", "no adapter of this case takes these arguments")
         case = Case(name=name, description=str(raw.get("description", "")), adapters=adapters, stream=stream,
                     shapes=shapes, steps=steps, dtypes=dtypes, devices=devices, seed=seed, schedule=schedule,
                     init_scale=init_scale, records=records, timeout=timeout, unsupported=unsupported)
