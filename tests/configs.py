@@ -20,11 +20,13 @@ class Config:
     kwargs: dict[str, Any]
     adapter: str
     schedule: bool = False  # drive a per-step learning rate
+    dtype: str = "float64"  # float32 for implementations that compute in float32 whatever they are given
 
     @property
     def id(self) -> str:
         args = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
-        return f"{self.preset}({args}){'+schedule' if self.schedule else ''}"
+        return (f"{self.preset}({args}){'+schedule' if self.schedule else ''}"
+                f"{'' if self.dtype == 'float64' else '@' + self.dtype}")
 
     def spec(self) -> RMSpropSpec:
         return presets.get(self.preset)(**self.kwargs)
@@ -112,8 +114,35 @@ _SCHEDULED = [
            schedule=True),
 ]
 
+
+
+def _from_records() -> list[Config]:
+    """The records' own ``examples``, through every adapter of the record (issue 16: a new implementation
+    brings its test configurations in its record), in the first dtype the adapter runs of float64, float32."""
+    from harness.adapters import ADAPTERS, BUILTIN
+    from reference import implementations
+
+    out = []
+    for record in implementations.all_records():
+        adapters = [a for a in BUILTIN if ADAPTERS[a].preset == record.name]
+        for adapter in adapters:
+            dtype = _dtype(adapter)
+            out += [Config(record.name, dict(kw), adapter, dtype=dtype) for kw in record.examples]
+        if record.examples and adapters:  # one scheduled run per record: the lr side of its momentum buffer
+            kw = next((kw for kw in record.examples if any("momentum" in k for k in kw)), record.examples[0])
+            out.append(Config(record.name, dict(kw), adapters[0], schedule=True, dtype=_dtype(adapters[0])))
+    return out
+
+
+def _dtype(adapter: str) -> str:
+    from harness.adapters import ADAPTERS
+    from harness.process.loading import resolve_target
+
+    dtypes = resolve_target(ADAPTERS[adapter].target).dtypes
+    return "float64" if "float64" in dtypes else "float32"
+
 CONFIGS: list[Config] = [*_TORCH, *_KERAS, *_KERAS_JAX, *_KERAS_TORCH, *_TF_KERAS, *_LEGACY, *_TF1,
-                         *_TF_RAW, *_OPTAX, *_SCHEDULED]
+                         *_TF_RAW, *_OPTAX, *_SCHEDULED, *_from_records()]
 
 #: Configurations where rounding is amplified beyond any a-priori budget (see
 #: reference.exact.sensitivity); tests that bound rounding error skip these.
@@ -159,6 +188,7 @@ def run_frameworks(configs: list[Config], params: dict[str, np.ndarray],
     results = {}
     for cfgs in by_worker.values():
         tasks = [Task(adapter=c.adapter, kwargs=c.kwargs, stream=stream, shapes=shapes, params0=params, steps=steps,
+                      dtype=c.dtype,
                       record_steps=tuple(range(1, steps + 1)), lrs=schedule(steps) if c.schedule else None)
                  for c in cfgs]
         payloads: dict[int, dict] = {}

@@ -34,15 +34,21 @@ def test_preset_matches_framework_float64(cfg: Config, framework_results: dict[s
         pytest.skip(result["skipped"])
     assert "params" in result, result.get("error")
     spec = cfg.spec()
-    ref = run_reference(spec, PARAMS, per_step(GRADS), LRS if cfg.schedule else None)
+    params, grads = _in(cfg.dtype, PARAMS), per_step(_in(cfg.dtype, GRADS))
+    ref = run_reference(spec, params, grads, LRS if cfg.schedule else None)
     tolerance = rounding_tolerance(spec, STEPS, implementations=2)
     for name in PARAMS:
-        ratio = budget_ratio(result["params"][name], ref[name], PARAMS[name], UNIT_ROUNDOFF["float64"])
+        ratio = budget_ratio(result["params"][name], ref[name], params[name], UNIT_ROUNDOFF[cfg.dtype])
         rel = np.max(np.abs(result["params"][name] - ref[name]) / np.maximum(np.abs(ref[name]), 1e-300))
         assert ratio.max() <= tolerance, (
             f"{cfg.id} tensor {name}: {ratio.max():.1f} budgets at step {ratio.argmax() + 1} "
             f"> tolerance {tolerance:.0f} (max elementwise relative error {rel:.2e})"
         )
+
+
+def _in(dtype: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays as the framework receives them in ``dtype``, back in float64 (the reference's inputs)."""
+    return {n: a.astype(dtype).astype(np.float64) for n, a in arrays.items()}
 
 
 def test_schedules_distinguish_lr_placement(framework_results: dict[str, dict]) -> None:
