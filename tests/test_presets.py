@@ -31,6 +31,20 @@ SIGNATURES = {
 SIGNATURES["tf_raw"] = {"lr": inspect.Parameter.empty, "rho": inspect.Parameter.empty,
                         "momentum": inspect.Parameter.empty, "epsilon": inspect.Parameter.empty,
                         "centered": False, "ms_init": 0.0}  # the op's inputs; centered picks the op
+SIGNATURES |= {  # issue 16, read from each package's source (reference/implementations/<module>.py names the file)
+    "keras2": {"lr": 0.001, "rho": 0.9, "epsilon": None, "decay": 0.0},
+    "jax_example": {"step_size": inspect.Parameter.empty, "gamma": 0.9, "eps": 1e-8, "momentum": 0.0},
+    "timm": {"lr": 1e-2, "alpha": 0.9, "eps": 1e-10, "weight_decay": 0, "momentum": 0.0, "centered": False,
+             "decoupled_decay": False, "corrected_weight_decay": False, "lr_in_momentum": True, "caution": False,
+             "foreach": None},
+    "sb3": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0, "centered": False},
+    "pfrl": SIGNATURES["torch"],  # a subclass of torch.optim.RMSprop: torch's constructor
+    "paddle": {"learning_rate": inspect.Parameter.empty, "rho": 0.95, "epsilon": 1e-6, "momentum": 0.0,
+               "centered": False, "weight_decay": None, "grad_clip": None, "name": None},
+    "bitsandbytes": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0, "centered": False,
+                     "optim_bits": 32, "args": None, "min_8bit_size": 4096},
+    "mlx": {"learning_rate": inspect.Parameter.empty, "alpha": 0.99, "eps": 1e-8},
+}
 SIGNATURES["keras_jax"] = SIGNATURES["keras_torch"] = SIGNATURES["keras"]
 SIGNATURES["spec"] = {}  # RMSpropSpec's knobs as keywords
 
@@ -60,10 +74,14 @@ def test_required_learning_rate(name: str) -> None:
         presets.PRESETS[name]()
 
 
-LR = {"torch": "lr", "tf_raw": "lr", "spec": "lr"}
+LR = {"torch": "lr", "tf_raw": "lr", "spec": "lr", "keras2": "lr", "jax_example": "step_size", "timm": "lr",
+      "sb3": "lr", "pfrl": "lr", "bitsandbytes": "lr"}
 DECAY = {"torch": "alpha", "keras": "rho", "keras_jax": "rho", "keras_torch": "rho", "tf_keras": "rho",
-         "tf_keras_legacy": "rho", "tf1": "decay", "tf_raw": "rho", "optax": "decay", "spec": "decay"}
-EPS = {"torch": "eps", "optax": "eps", "spec": "eps"}
+         "tf_keras_legacy": "rho", "tf1": "decay", "tf_raw": "rho", "optax": "decay", "spec": "decay",
+         "keras2": "rho", "jax_example": "gamma", "timm": "alpha", "sb3": "alpha", "pfrl": "alpha", "paddle": "rho",
+         "bitsandbytes": "alpha", "mlx": "alpha"}
+EPS = {"torch": "eps", "optax": "eps", "spec": "eps", "jax_example": "eps", "timm": "eps", "sb3": "eps",
+       "pfrl": "eps", "bitsandbytes": "eps", "mlx": "eps"}
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))

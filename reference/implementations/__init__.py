@@ -45,6 +45,8 @@ class Implementation:
     rewrites: tuple[str, ...] = ()  # what it silently rewrites or ignores (the preset records each in notes)
     rank: int = 100  # order in listings (explain, help)
     call_text: Callable[[dict[str, Any]], str] | None = None  # when "{}" in `call` is not enough
+    #: why there is no adapter (the install error, quoted): the preset still serves translate, parity and explain
+    reference_only: str = ""
     #: argument sets the framework-vs-reference tests drive through every adapter of the record (tests/configs.py)
     examples: tuple[Mapping[str, Any], ...] = ()
 
