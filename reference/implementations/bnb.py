@@ -52,7 +52,7 @@ def bitsandbytes(lr: A.LearningRate = 1e-2, alpha: A.Number = 0.99, eps: A.Numbe
         lr_placement="after_buffer",
         weight_decay=wd,
         weight_decay_mode="coupled" if wd > 0 else "none",
-        hyperparam_rounding="all_float32",
+        hyperparam_rounding="exact",  # float32 scalars in float32 arithmetic, as torch's: within the budget
         framework=fw,
         notes=tuple(notes),
     )
