@@ -25,6 +25,7 @@ CenteredOrder = Literal["sub_then_eps", "eps_then_sub"]
 LrPlacement = Literal["in_buffer", "after_buffer"]
 WeightDecayMode = Literal["none", "coupled", "decoupled", "multiplicative"]
 EmaStart = Literal["first_update", "initial_params"]
+StateQuantization = Literal["none", "blockwise8"]
 
 #: Hyperparameters that a framework may round to float32 before using them.
 #: ``wd_factor`` is the whole multiplicative factor ``1 - lr*wd`` evaluated in
@@ -45,6 +46,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "lr_placement": ("in_buffer", "after_buffer"),
     "weight_decay_mode": ("none", "coupled", "decoupled", "multiplicative"),
     "ema_start": ("first_update", "initial_params"),
+    "state_quantization": ("none", "blockwise8"),
 }
 
 
@@ -78,6 +80,12 @@ class RMSpropSpec:
 
     Hyperparameters named in ``hyperparam_rounding`` are rounded to float32
     first, as the framework does when it stores them in float32 tensors.
+
+    ``state_quantization="blockwise8"`` (bitsandbytes' 8-bit optimizers) says the framework stores ``v``
+    block-wise 8-bit quantized for tensors of at least ``state_quantization_min_size`` elements. The
+    reference still computes the exact recursion; `reference.quantization` derives, element by element,
+    how far the quantized state can move the parameters, and the verdict allows that much on top of the
+    rounding budget.
     """
 
     lr: float = 0.01
@@ -106,6 +114,8 @@ class RMSpropSpec:
     ema_momentum: float | None = None
     ema_overwrite_frequency: int | None = None
     ema_start: EmaStart = "first_update"
+    state_quantization: StateQuantization = "none"
+    state_quantization_min_size: int = 0
     framework: str = "custom"
     notes: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
@@ -158,6 +168,9 @@ class RMSpropSpec:
         ):
             raise _bad("ema_overwrite_frequency", self.ema_overwrite_frequency,
                        "None or an integer >= 1")
+        size = self.state_quantization_min_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise _bad("state_quantization_min_size", size, "an integer >= 0")
         if self.lr_schedule is not None and not callable(self.lr_schedule):
             raise _bad("lr_schedule", self.lr_schedule, "None or a callable step -> lr")
         set_(self, "hyperparam_rounding", _normalise_rounding(self.hyperparam_rounding))
@@ -198,6 +211,8 @@ class RMSpropSpec:
             out["weight_decay_mode"] = "none"
         if self.ema_momentum is None:
             out["ema_start"] = out["ema_overwrite_frequency"] = na
+        if self.state_quantization == "none":
+            out["state_quantization_min_size"] = na
         relevant = {"lr", "decay"}
         relevant |= {"eps"} if self.eps else set()
         relevant |= {"momentum"} if has_trace else set()

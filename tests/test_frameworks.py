@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from reference import UNIT_ROUNDOFF, budget_ratio, rounding_tolerance, run_reference
+from reference.budget import budget_scale
 
 from .configs import CONFIGS, STEPS, Config, gradient_stream, model_params, per_step, run_frameworks, schedule
 
@@ -37,13 +38,28 @@ def test_preset_matches_framework_float64(cfg: Config, framework_results: dict[s
     params, grads = _in(cfg.dtype, PARAMS), per_step(_in(cfg.dtype, GRADS))
     ref = run_reference(spec, params, grads, LRS if cfg.schedule else None)
     tolerance = rounding_tolerance(spec, STEPS, implementations=2)
+    quantized = _quantization_bounds(spec, params, grads, cfg.schedule)
     for name in PARAMS:
         ratio = budget_ratio(result["params"][name], ref[name], params[name], UNIT_ROUNDOFF[cfg.dtype])
+        if quantized is not None:  # 8-bit state: the derived bound E on top of the rounding budget
+            u_scale = budget_scale(ref[name], params[name]) * UNIT_ROUNDOFF[cfg.dtype]
+            excess = np.abs(result["params"][name] - ref[name]) - quantized[name]
+            ratio = (np.maximum(excess, 0.0) / u_scale).reshape(STEPS, -1).max(axis=1)
         rel = np.max(np.abs(result["params"][name] - ref[name]) / np.maximum(np.abs(ref[name]), 1e-300))
         assert ratio.max() <= tolerance, (
             f"{cfg.id} tensor {name}: {ratio.max():.1f} budgets at step {ratio.argmax() + 1} "
             f"> tolerance {tolerance:.0f} (max elementwise relative error {rel:.2e})"
         )
+
+
+def _quantization_bounds(spec, params, grads, scheduled: bool) -> dict[str, np.ndarray] | None:
+    """Per tensor, ``(T, *shape)`` bounds on what a quantized state adds (`reference.quantization`)."""
+    if spec.state_quantization == "none":
+        return None
+    from reference.quantization import state_error_bounds
+
+    bounds = state_error_bounds(spec, grads, params, range(1, STEPS + 1), LRS if scheduled else None)
+    return {n: np.stack([bounds[t][0][n] for t in range(1, STEPS + 1)]) for n in params}
 
 
 def _in(dtype: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -174,3 +190,29 @@ def test_tf_keras_legacy_tensor_or_callable_momentum_matches_the_preset() -> Non
     for label in ("callable", "tensor", "float"):
         assert result[label]["vs_preset"] < 1e-12, result
     assert result["callable"]["vs_eps_outside"] > 1e-3 and result["tensor"]["vs_eps_outside"] > 1e-3
+
+
+@pytest.mark.parametrize("wrong", [{"momentum": 0.9}, {"initial_accumulator": 1.0}, {"eps_placement": "inside"},
+                                   {"lr": 0.012}])
+def test_8bit_bound_still_catches_wrong_semantics(wrong, framework_results: dict[str, dict]) -> None:
+    """The derived 8-bit allowance is a worst case (it grows with rho's memory), yet the early steps keep it
+    tight: the real 8-bit trajectory fails against semantics it does not have, even a 20% larger lr."""
+    cfg = next(c for c in CONFIGS if c.preset == "bitsandbytes_8bit" and not c.schedule)
+    result = framework_results[cfg.id]
+    if "params" not in result:
+        pytest.skip(result.get("skipped") or result.get("error"))
+    spec = cfg.spec()
+    changes = dict(wrong)
+    if "momentum" in changes:  # what a user who passed momentum=0.9 believes it runs (torch's form)
+        changes["lr_placement"] = "after_buffer"
+    params, grads = _in(cfg.dtype, PARAMS), per_step(_in(cfg.dtype, GRADS))
+    bad = spec.replace(**changes)
+    ref = run_reference(bad, params, grads)
+    tolerance = rounding_tolerance(bad, STEPS, implementations=2)
+    quantized = _quantization_bounds(spec, params, grads, False)  # what the framework's 8 bits can cost
+    worst = 0.0
+    for name in PARAMS:
+        u_scale = budget_scale(ref[name], params[name]) * UNIT_ROUNDOFF[cfg.dtype]
+        excess = np.maximum(np.abs(result["params"][name] - ref[name]) - quantized[name], 0.0)
+        worst = max(worst, float((excess / u_scale).max()))
+    assert worst > tolerance, (wrong, worst, tolerance)

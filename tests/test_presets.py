@@ -44,6 +44,8 @@ SIGNATURES |= {  # issue 16, read from each package's source (reference/implemen
     "bitsandbytes": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0, "centered": False,
                      "optim_bits": 32, "args": None, "min_8bit_size": 4096},
     "mlx": {"learning_rate": inspect.Parameter.empty, "alpha": 0.99, "eps": 1e-8},
+    "bitsandbytes_8bit": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0,
+                          "centered": False, "args": None, "min_8bit_size": 4096},
 }
 SIGNATURES["keras_jax"] = SIGNATURES["keras_torch"] = SIGNATURES["keras"]
 SIGNATURES["spec"] = {}  # RMSpropSpec's knobs as keywords
@@ -75,13 +77,13 @@ def test_required_learning_rate(name: str) -> None:
 
 
 LR = {"torch": "lr", "tf_raw": "lr", "spec": "lr", "keras2": "lr", "jax_example": "step_size", "timm": "lr",
-      "sb3": "lr", "pfrl": "lr", "bitsandbytes": "lr"}
+      "sb3": "lr", "pfrl": "lr", "bitsandbytes": "lr", "bitsandbytes_8bit": "lr"}
 DECAY = {"torch": "alpha", "keras": "rho", "keras_jax": "rho", "keras_torch": "rho", "tf_keras": "rho",
          "tf_keras_legacy": "rho", "tf1": "decay", "tf_raw": "rho", "optax": "decay", "spec": "decay",
          "keras2": "rho", "jax_example": "gamma", "timm": "alpha", "sb3": "alpha", "pfrl": "alpha", "paddle": "rho",
-         "bitsandbytes": "alpha", "mlx": "alpha"}
+         "bitsandbytes": "alpha", "bitsandbytes_8bit": "alpha", "mlx": "alpha"}
 EPS = {"torch": "eps", "optax": "eps", "spec": "eps", "jax_example": "eps", "timm": "eps", "sb3": "eps",
-       "pfrl": "eps", "bitsandbytes": "eps", "mlx": "eps"}
+       "pfrl": "eps", "bitsandbytes": "eps", "bitsandbytes_8bit": "eps", "mlx": "eps"}
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))

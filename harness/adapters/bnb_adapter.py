@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from harness.adapters.base import Task
+from harness.adapters.base import Task, as_float64
 from harness.adapters.torch_adapter import TorchOptimizer
 from harness.base.host import missing
 
@@ -36,3 +36,22 @@ class Bnb32(TorchOptimizer):
 
     def bench_variants(self, device: str) -> dict[str, str]:
         return {"default": f"{self.cls}: the step as a user calls it"}
+
+
+class Bnb8(Bnb32):
+    """`RMSprop8bit`: the state of tensors with at least ``min_8bit_size`` elements is block-wise 8-bit; the
+    state it reports (``nu``) is that state dequantized."""
+
+    name = "bnb.8bit"
+    preset = "bitsandbytes_8bit"
+    cls = "RMSprop8bit"
+
+    def state_of(self, opt: Any, p: Any) -> dict[str, Any]:
+        import torch
+
+        state = opt.state[p]
+        if state["state1"].dtype != torch.uint8:  # below min_8bit_size: a float32 state
+            return super().state_of(opt, p)
+        v = torch.ops.bitsandbytes.dequantize_blockwise(state["state1"], state["absmax1"], state["qmap1"], 256,
+                                                        torch.float32)
+        return {"nu": as_float64(v.double().cpu())}

@@ -35,7 +35,8 @@ from harness.base import schema
 from harness.base.schema import ULP_EDGES, ULP_LABELS
 from harness.base.streams import GradientStream, cast
 from reference import RMSpropSpec
-from reference.budget import UNIT_ROUNDOFF
+from reference.budget import UNIT_ROUNDOFF, run_tolerance, state_tolerance
+from reference.quantization import state_error_bounds
 from reference.trajectory import Point as ReferencePoint
 from reference.trajectory import record_steps, trajectory
 
@@ -65,8 +66,25 @@ def reference_points(
     lrs: np.ndarray | None = None,
 ) -> dict[int, ReferencePoint]:
     """The float64 reference over ``stream`` (rounded to ``dtype``, as the framework sees it),
-    kept at the ``record`` steps with its budget scales."""
-    return trajectory(spec, stream.steps(steps, dtype), {n: cast(p, dtype) for n, p in params0.items()}, record, lrs)
+    kept at the ``record`` steps with its budget scales.
+
+    With a quantized state (``spec.state_quantization``) each scale also carries the derived quantization
+    bound ``E`` (`reference.quantization`) as ``E / (tolerance * u)``: a ratio within the tolerance then
+    means ``|x - x_ref| <= tolerance * u * B_t + E``, the rounding budget plus what 8 bits can cost."""
+    start = {n: cast(p, dtype) for n, p in params0.items()}
+    record = tuple(record)
+    points = trajectory(spec, stream.steps(steps, dtype), start, record, lrs)
+    if spec.state_quantization == "none":
+        return points
+    bounds = state_error_bounds(spec, stream.steps(steps, dtype), start, record, lrs)
+    u = UNIT_ROUNDOFF[dtype]
+    for t, point in points.items():
+        E, D = bounds[t]
+        tol, tol_nu = run_tolerance(spec, t, dtype), state_tolerance(spec, t, dtype, "nu")
+        point.params_scale = {n: s + E[n] / (tol * u) for n, s in point.params_scale.items()}
+        if "nu" in point.state_scale:
+            point.state_scale["nu"] = {n: s + D[n] / (tol_nu * u) for n, s in point.state_scale["nu"].items()}
+    return points
 
 
 def _flat(d: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
