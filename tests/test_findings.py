@@ -66,3 +66,28 @@ def test_pfrl_ignores_maximize() -> None:
     real = findings.run("pfrl", {"lr": 1e-2, "maximize": True}, steps=10)
     minimizing = findings.reference("pfrl", {"lr": 1e-2}, "float32", steps=10)
     assert findings.rel(real["w"], minimizing, real["p0"]) < 1e-4
+
+
+def test_timm_loads_without_its_models_and_follows_its_version() -> None:
+    """timm's optimizer loads without timm's models (no torchvision); availability checks still work after; a
+    timm without the foreach argument (before 1.0.30, as on the GPU image) makes timm.foreach unsupported."""
+    _needs("torch", "timm")
+    import subprocess
+
+    code = (
+        "import importlib.util, sys\n"
+        "from harness.adapters import timm_adapter as ta\n"
+        "from harness.adapters.base import Task\n"
+        "from harness.base.streams import StreamSpec\n"
+        "assert ta.rmsprop_tf().__name__ == 'RMSpropTF' and 'torchvision' not in sys.modules\n"
+        "assert 'timm.models' not in sys.modules and importlib.util.find_spec('timm') is not None\n"
+        "assert ta.Foreach().available() is None\n"
+        "task = Task(adapter='timm.foreach', kwargs={}, stream=StreamSpec(), shapes={'w': (2,)}, params0={}, steps=1)\n"
+        "assert ta.Foreach().unsupported(task) is None\n"
+        "ta._has_foreach = lambda: False\n"
+        "assert 'has no foreach path' in ta.Foreach().unsupported(task) and ta.Foreach().bench_variants('cpu') == {}\n"
+        "assert ta.Single().unsupported(task) is None\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300,
+                          cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -10,14 +10,17 @@ from them: timm's own code, none of its models. (A process that imports timm nor
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
+import inspect
 import sys
 import types
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.adapters.base import Task
 from harness.adapters.torch_adapter import TorchOptimizer
-from harness.base.host import missing
+from harness.base.host import missing, package_version
 
 
 def rmsprop_tf() -> Any:
@@ -33,8 +36,15 @@ def rmsprop_tf() -> Any:
             package = types.ModuleType(name)
             package.__path__ = [str(folder)]
             package.__package__ = name
+            # a real spec: importlib.util.find_spec("timm") (an availability check) must keep working
+            package.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            package.__spec__.submodule_search_locations = [str(folder)]
             sys.modules[name] = package
     return importlib.import_module("timm.optim.rmsprop_tf").RMSpropTF
+
+
+def _has_foreach() -> bool:
+    return "foreach" in inspect.signature(rmsprop_tf().__init__).parameters
 
 
 class _Timm(TorchOptimizer):
@@ -45,12 +55,19 @@ class _Timm(TorchOptimizer):
     def available(self) -> str | None:
         return missing("torch", "timm")
 
+    def unsupported(self, task: Task) -> str | None:
+        if self.foreach and not _has_foreach():
+            return f"unsupported: foreach (timm {package_version('timm')} has no foreach path; 1.0.30 added it)"
+        return super().unsupported(task)
+
     def make(self, params: list, kwargs: dict[str, Any]) -> Any:
-        return rmsprop_tf()(params, **{**kwargs, "foreach": self.foreach})
+        if _has_foreach():  # timm < 1.0.30 has only the single-tensor loop and no foreach argument
+            kwargs = {**kwargs, "foreach": self.foreach}
+        return rmsprop_tf()(params, **kwargs)
 
     def bench_variants(self, device: str) -> dict[str, str]:
-        if self.foreach:
-            return {"foreach": "foreach=True: timm's multi-tensor path"}
+        if self.foreach:  # (called in the worker, where importing timm's optimizer is allowed)
+            return {"foreach": "foreach=True: timm's multi-tensor path"} if _has_foreach() else {}
         return {"for-loop": "foreach=False: timm's single-tensor path (its default on the CPU)"}
 
 
