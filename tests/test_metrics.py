@@ -138,3 +138,13 @@ def test_state_tolerances_grow_with_memory_and_are_wider_in_float64_units() -> N
     assert state_tolerance(spec, 100, "float64", "trace") > state_tolerance(spec, 100, "float64", "nu")
     with pytest.raises(ValueError, match="unknown state kind"):
         state_tolerance(spec, 1, "float64", "velocity")
+
+
+def test_float16_rounding_in_the_subnormal_range_is_within_budget() -> None:
+    """A float16 value below the smallest normal (6.1e-5) is rounded to the subnormal spacing 2^-24, not to
+    u relative: a correct implementation's one-spacing error there must cost about one budget, not thousands."""
+    ref = np.array([1e-6, 3e-7, 2e-5])
+    x = ref + 2.0**-24  # one subnormal spacing off
+    scale = np.abs(ref)  # a trajectory that never moved far from its (subnormal) values
+    assert errors(x, ref, scale, "float16")["budget_ratio"] < 2.5
+    assert errors(x, ref, scale, "float32")["budget_ratio"] > 1e3  # float32 resolves these values: a real error

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from harness.adapters.base import BenchPoint, Snapshot, Stepper, Task, as_float64
-from harness.adapters.optax_adapter import Optax
+from harness.adapters.optax_adapter import Optax, device_arrays
 from harness.base.host import missing
 
 
@@ -62,13 +62,8 @@ class JaxExample(Optax):  # JAX's devices, versions and x64 handling
 
     def bench(self, point: BenchPoint) -> Stepper:
         import jax
-        import jax.numpy as jnp
 
-        device = jax.devices("gpu" if point.device == "gpu" else "cpu")[0]
-        dtype = jnp.dtype(point.dtype)
-        params0, grads0 = point.arrays()
-        params = {n: jax.device_put(jnp.asarray(params0.pop(n), dtype), device) for n in list(params0)}
-        grads = {n: jax.device_put(jnp.asarray(grads0.pop(n), dtype), device) for n in list(grads0)}
+        _, params, grads = device_arrays(point)
         init, update, _ = _triple(point.kwargs)
         step = jax.jit(update)
         holder = [init(params)]

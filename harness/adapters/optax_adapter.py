@@ -26,6 +26,20 @@ def _state_fields(state: Any, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def device_arrays(point: BenchPoint) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """A benchmark's JAX device and its parameters and gradients there, in the point's dtype (the NumPy
+    originals released one by one, so the host never holds two copies)."""
+    import jax
+    import jax.numpy as jnp
+
+    device = jax.devices("gpu" if point.device == "gpu" else "cpu")[0]
+    dtype = jnp.dtype(point.dtype)
+    params0, grads0 = point.arrays()
+    params = {n: jax.device_put(jnp.asarray(params0.pop(n), dtype), device) for n in list(params0)}
+    grads = {n: jax.device_put(jnp.asarray(grads0.pop(n), dtype), device) for n in list(grads0)}
+    return device, params, grads
+
+
 class Optax(Adapter):
     name = "optax"
     framework = "optax"
@@ -105,14 +119,9 @@ class Optax(Adapter):
 
     def bench(self, point: BenchPoint) -> Stepper:
         import jax
-        import jax.numpy as jnp
         import optax
 
-        device = jax.devices("gpu" if point.device == "gpu" else "cpu")[0]
-        dtype = jnp.dtype(point.dtype)
-        params0, grads0 = point.arrays()
-        params = {n: jax.device_put(jnp.asarray(params0.pop(n), dtype), device) for n in list(params0)}
-        grads = {n: jax.device_put(jnp.asarray(grads0.pop(n), dtype), device) for n in list(grads0)}
+        device, params, grads = device_arrays(point)
         opt = optax.rmsprop(**point.kwargs)
 
         def update(params, state, grads):

@@ -91,6 +91,10 @@ def _flat(d: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
     return np.concatenate([np.asarray(d[n], np.float64).ravel() for n in names]) if names else np.empty(0)
 
 
+_TINY = {"float64": float(np.finfo(np.float64).tiny), "float32": float(np.finfo(np.float32).tiny),
+         "float16": float(np.finfo(np.float16).tiny), "bfloat16": 2.0**-126}
+
+
 def errors(x: np.ndarray, ref: np.ndarray, scale: np.ndarray, dtype: str) -> dict[str, float]:
     """The metrics of the module docstring for flat arrays ``x`` against ``ref``."""
     with np.errstate(all="ignore"):
@@ -99,7 +103,10 @@ def errors(x: np.ndarray, ref: np.ndarray, scale: np.ndarray, dtype: str) -> dic
         abs_err = np.where(fx & fr, np.abs(x - ref), np.where(same_nonfinite, 0.0, np.inf))
         rel = np.where(abs_err == 0, 0.0, abs_err / np.abs(ref))
         ulps = np.where(abs_err == 0, 0.0, abs_err / ulp(np.where(fr, ref, 0.0), dtype))
-        budget = np.where(abs_err == 0, 0.0, abs_err / (UNIT_ROUNDOFF[dtype] * scale))
+        # gradual underflow: below the dtype's smallest normal number a rounding errs by up to half the
+        # subnormal spacing, u * tiny, whatever the value; so the scale has a floor of `tiny` (float16:
+        # 6.1e-5; float32 and wider: far below any scale that matters)
+        budget = np.where(abs_err == 0, 0.0, abs_err / (UNIT_ROUNDOFF[dtype] * (scale + _TINY[dtype])))
     rel = np.where(np.isnan(rel), np.inf, rel)
     budget = np.where(np.isnan(budget), np.inf, budget)
     empty = abs_err.size == 0
