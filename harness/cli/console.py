@@ -46,7 +46,7 @@ def notes(run: report.Run, limit: int = 20) -> list[str]:
     return lines
 
 
-def warning_lines(run: report.Run, limit: int = 10) -> list[str]:
+def warning_lines(run: report.Run, limit: int = 20) -> list[str]:
     """One line per distinct silent rewrite (`report.warnings`)."""
     lines = [f"  warning: {r.warning} [{r.where}]" for r in report.warnings(run).itertuples()]
     if len(lines) > limit:
