@@ -193,3 +193,14 @@ def test_translate_chooses_eps_for_the_worst_scale() -> None:
     t = translate("torch", TORCH, "keras")
     assert t.scale < 1e-2  # eps placement matters for small gradients: that is where it is judged
     assert t.divergence["divergence"] == min(c[1] for c in t.eps_candidates)
+
+
+def test_a_quantized_target_is_never_claimed_equal() -> None:
+    """float64 references do not model an 8-bit state: translating into bitsandbytes' RMSprop8bit is at best
+    'closest', with a note, and its call takes the library's own min_8bit_size."""
+    from harness.compare.translate import translate
+
+    t = translate("torch", {"lr": 0.01}, "bitsandbytes_8bit")
+    assert t.status == "closest" and t.call == "bitsandbytes.optim.RMSprop8bit(params)"
+    assert any("blockwise8" in n and "reference/quantization.py" in n for n in t.notes)
+    assert translate("torch", {"lr": 0.01}, "bitsandbytes").status in ("exact", "equivalent")

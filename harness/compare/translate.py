@@ -73,6 +73,10 @@ def _relax(spec: RMSpropSpec, exc: Unsupported) -> RMSpropSpec:
         return spec.replace(weight_decay=0.0, weight_decay_mode="none")
     if knob == "weight_decay" and got == 0.0:
         return spec.replace(weight_decay=0.0, weight_decay_mode="none")
+    if knob == "state_quantization":  # the target quantizes as it does by default (its own minimum size)
+        default = presets.defaults(exc.preset)
+        return spec.replace(state_quantization=got,
+                            state_quantization_min_size=default.state_quantization_min_size)
     if knob in ("clipvalue", "clipnorm", "global_clipnorm", "loss_scale", "accumulation_steps", "ema_momentum") \
             or got == "-":
         raise exc  # dropping a clip or an EMA is not a "closest" setting anyone wants silently
@@ -158,6 +162,9 @@ def translate(source: str, source_args: dict[str, Any], target: str, scenario: S
         status = "degenerate"
     else:
         status = ("exact" if not lacking else "equivalent") if at_rounding else "closest"
+    quantized = target_spec.state_quantization != spec.state_quantization
+    if quantized and status in ("exact", "equivalent"):
+        status = "closest"  # float64 references do not model a quantized state: never claimed equal
     rows = [] if at_rounding or status == "degenerate" else attribute(
         scenario, sweep.runners[scale], source, spec, target, target_spec, metrics,
         groups=(("effective_eps_placement", "eps"),) if candidates else (),
@@ -171,6 +178,10 @@ def translate(source: str, source_args: dict[str, Any], target: str, scenario: S
         notes.append(f"{target} cannot express the source's {knobs}; on this configuration it makes no "
                      "measurable difference" + (" (a constant lr: under a schedule lr placement matters)"
                                                 if any(i["knob"] == "lr_placement" for i in lacking) else ""))
+    if quantized:
+        notes.append(f"the state is {target_spec.state_quantization} here and "
+                     f"{spec.state_quantization} there: the references compare the rest; a run judges the "
+                     "quantized state with its derived allowance (reference/quantization.py)")
     if candidates:
         direction = "into" if moved["got"] == "inside" else "out of"
         chosen = args.get("eps", args.get("epsilon"))

@@ -60,7 +60,8 @@ class Implementation:
     def write_call(self, args: Mapping[str, Any]) -> str:
         if self.call_text is not None:
             return self.call_text(dict(args))
-        return self.call.format(", ".join(f"{k}={v!r}" for k, v in args.items()))
+        text = self.call.format(", ".join(f"{k}={v!r}" for k, v in args.items()))
+        return text.replace(", )", ")")  # "f(params, {})" with no argument to show: "f(params)"
 
     def defaults(self) -> RMSpropSpec:
         """The preset with the framework's defaults (its required arguments filled in)."""
