@@ -163,3 +163,30 @@ def test_preset_errors_match_the_framework_and_are_input_errors(call, error, mes
     assert isinstance(info.value, InputError)
     assert isinstance(info.value, ValueError if error is InputValueError else TypeError)  # as the framework raises
     assert presets.torch(lr=np.array([0.5])).lr == 0.5  # a one-element tensor is a number
+
+
+def _row(step: int = 1, params: float = 0.5, **state: float) -> dict:
+    """A divergence row: the parameters' and each given state's budget ratio, tolerance 10 for all."""
+    row = {"step": step, "budget_ratio": params, "tolerance": 10.0, "nonfinite_mismatch": 0, "max_abs_err": 1e-3,
+           "max_rel_err": 1e-2}
+    for kind in ("nu", "mu", "trace"):
+        ratio = state.get(kind, float("nan"))
+        row |= {f"{kind}_budget_ratio": ratio, f"{kind}_tolerance": 10.0, f"{kind}_nonfinite_mismatch": 0,
+                f"{kind}_max_abs_err": 1e-3, f"{kind}_max_rel_err": 98.0}
+    return row
+
+
+def test_a_failing_row_says_which_quantity_diverged_first_and_what_it_points_at() -> None:
+    """issue 17: the state before the parameters, and what the pattern means."""
+    from harness.conformance.verdict import verdict
+
+    status, reason, _ = verdict([_row(params=1e5, nu=1e6)], [])  # a wrong accumulator drags the parameters
+    assert status == "fail" and reason.startswith("state nu: 1e+06 budgets") and "square average" in reason
+    _, reason, _ = verdict([_row(params=1e5, nu=0.5)], [])  # the accumulator right, the parameters wrong
+    assert reason.startswith("parameters:") and "state agrees" in reason and "update rule" in reason
+    _, reason, _ = verdict([_row(params=1e5, nu=0.5, trace=1e4)], [])
+    assert reason.startswith("state trace:") and "momentum" in reason
+    _, reason, _ = verdict([_row(params=1e5)], [])  # no state exposed
+    assert "reports no optimizer state" in reason
+    _, reason, _ = verdict([_row(step=1, params=0.5, nu=0.5), _row(step=2, params=50.0, nu=0.5)], [])
+    assert "at step 2" in reason  # the first failing step

@@ -15,21 +15,58 @@ from harness.conformance.metrics import ULP_LABELS, ReferencePoint, divergence, 
 from harness.conformance.plan import Planned
 from reference.budget import run_tolerance, state_tolerance
 
+#: What a quantity diverging first says about the implementation (its causes, most likely first).
+_DIAGNOSIS = {
+    "nu": "the square average diverges: how it is updated (alpha/rho and which term it weights), where it "
+          "starts (0 or 1) or which gradient it sees (weight decay, clipping)",
+    "mu": "the gradient average (centered) diverges while the square average agrees",
+    "trace": "the momentum buffer diverges while the averages agree: the momentum coefficient, or whether lr "
+             "sits inside the buffer",
+    "parameters": "the optimizer state agrees and the parameters do not: the update rule (eps, inside or outside "
+                  "the sqrt, the lr, weight decay applied to the parameters)",
+}
+
+
+def _failures(row: dict) -> list[tuple[str, str]]:
+    """The quantities out of tolerance at one recorded step, the state before the parameters (a wrong state
+    makes the parameters wrong too), each with its message."""
+    out = []
+    for kind in (*STATE_KINDS, "parameters"):
+        col = "" if kind == "parameters" else f"{kind}_"
+        ratio = row.get(f"{col}budget_ratio")
+        if ratio is None or pd.isna(ratio):
+            continue
+        tol, nonfinite = row[f"{col}tolerance"], row[f"{col}nonfinite_mismatch"]
+        what = "parameters" if kind == "parameters" else f"state {kind}"
+        if nonfinite:
+            out.append((kind, f"{what}: {int(nonfinite)} positions non-finite on one side only at step {row['step']}"))
+        elif ratio > tol:
+            out.append((kind, f"{what}: {ratio:.3g} budgets > tolerance {tol:.3g} at step {row['step']} (max abs err "
+                              f"{row[f'{col}max_abs_err']:.3g}, max rel err {row[f'{col}max_rel_err']:.3g})"))
+    return out
+
 
 def verdict(rows: list[dict], points: list[ReferencePoint]) -> tuple[str, str, float]:
-    """(status, reason, tolerance_used) from the divergence rows of one task and its reference points."""
+    """(status, reason, tolerance_used) from the divergence rows of one task and its reference points.
+
+    A failure names the first quantity out of tolerance at the first failing step, the optimizer state before
+    the parameters, and says what that points at (`_DIAGNOSIS`): the square average wrong (its update or
+    start), the state right and the parameters wrong (the update rule), or no state to tell them apart."""
     used, first = 0.0, None
     for row in rows:
-        checks = [("parameters", "")] + [(f"state {k}", f"{k}_") for k in STATE_KINDS
-                                         if not pd.isna(row.get(f"{k}_budget_ratio"))]
-        for what, col in checks:  # col: the divergence columns' prefix ("" for the parameters)
-            ratio, tol, nonfinite = row[f"{col}budget_ratio"], row[f"{col}tolerance"], row[f"{col}nonfinite_mismatch"]
-            used = max(used, ratio / tol)
-            if first is None and nonfinite:
-                first = f"{what}: {int(nonfinite)} positions non-finite on one side only at step {row['step']}"
-            elif first is None and ratio > tol:
-                first = (f"{what}: {ratio:.3g} budgets > tolerance {tol:.3g} at step {row['step']} "
-                         f"(max abs err {row[f'{col}max_abs_err']:.3g}, max rel err {row[f'{col}max_rel_err']:.3g})")
+        for col in ("", *(f"{k}_" for k in STATE_KINDS)):
+            ratio = row.get(f"{col}budget_ratio")
+            if ratio is not None and not pd.isna(ratio):
+                used = max(used, ratio / row[f"{col}tolerance"])
+        failing = _failures(row)
+        if first is None and failing:
+            kind, message = failing[0]
+            states = [k for k in STATE_KINDS if not pd.isna(row.get(f"{k}_budget_ratio", np.nan))]
+            if kind == "parameters" and not states:
+                why = "the adapter reports no optimizer state, so the accumulator cannot be told from the update rule"
+            else:
+                why = _DIAGNOSIS[kind]
+            first = f"{message}; {why}"
     if first is not None:
         return "fail", first, used
     last = points[-1] if points else None
