@@ -3,7 +3,7 @@
 Commands are taken from the fenced ``bash``/``console``/``sh`` blocks (a ``console`` block's
 commands are its ``$ `` lines) and run in document order, in-process, in a scratch folder that holds
 a copy of ``examples/`` and a small complete run in ``reports/latest`` (the stand-in adapter, so
-the gate, baseline and report commands have something real to read). ``run`` and ``bench`` run as
+the gate, baseline and report commands have something real to read). ``run``, ``bench`` and ``identify`` run as
 ``--dry-run``: everything is loaded and checked (suites, adapters, including a user adapter
 described in its subprocess, options) and the plan printed, but nothing is measured: the default
 suite and the perf suites take minutes, and their real runs are tested elsewhere. A command passes
@@ -98,7 +98,7 @@ def test_every_documented_command_runs(path, command, scratch, monkeypatch, caps
     monkeypatch.setattr(registry, "_USER_TARGETS", dict(registry._USER_TARGETS))
     monkeypatch.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake"))
     argv = shlex.split(command, comments=True)[1:]
-    if argv[0] in ("run", "bench"):
+    if argv[0] in ("run", "bench", "identify"):  # these run frameworks: their own tests run them for real
         argv.append("--dry-run")
     code = main(argv)
     out = capsys.readouterr()

@@ -1,0 +1,47 @@
+"""``rmsprop-harness identify``: which RMSprop an implementation really computes."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("identify", help="name the RMSprop an adapter really computes, from designed probes")
+    p.add_argument("--adapter", required=True, metavar="NAME|module:factory",
+                   help="a built-in adapter or a user adapter (package.module:factory)")
+    p.add_argument("args", nargs="*", metavar="ARG=VALUE",
+                   help="its native arguments, as the adapter receives them (e.g. lr=0.01 momentum=0.9)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the adapter and its arguments and print the probe; run nothing")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.adapters import ADAPTERS, resolve
+    from harness.compare.explain import parse_args
+    from harness.conformance.identify import identify_adapter, ignored
+    from reference import presets
+
+    [adapter] = resolve([args.adapter])[:1]
+    kwargs = parse_args(ADAPTERS[adapter].preset, args.args, where=args.adapter)
+    preset = ADAPTERS[adapter].preset
+    presets.get(preset)(**kwargs)  # the arguments the claimed preset refuses are bad input (exit 2)
+    if args.dry_run:
+        from reference.identify import STEPS, probe
+
+        pr = probe()
+        print(f"identify {adapter} ({preset}): one probe of {STEPS} steps over {pr.params0.size} elements "
+              f"({', '.join(pr.groups)}), run in its worker, then removed one argument at a time for the "
+              "ignored-argument audit (dry run: nothing ran)")
+        return 0
+    found = identify_adapter(adapter, kwargs)
+    print(f"{adapter}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) computes:")
+    print("  " + found.text().replace("\n", "\n  "))
+    claimed = presets.get(preset)(**kwargs)
+    differences = found.versus(claimed)
+    if differences:
+        print(f"  NOT what the arguments say ({preset}): {'; '.join(differences)}")
+    required = presets.REQUIRED_DEFAULTS.get(preset, {})
+    for item in ignored(adapter, kwargs, required):
+        print(f"  IGNORED: {item} has no effect (the probe's trajectory is bit-identical without it)")
+    return 0 if found.reproduces and not differences else 1

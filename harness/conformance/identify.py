@@ -1,0 +1,88 @@
+"""Identify a framework's RMSprop through its adapter: the probe of `reference.identify` run in the adapter's
+worker (the same process isolation as a run), in float64 where the adapter computes in float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from harness.adapters import ADAPTERS, Task
+from harness.base.streams import StreamSpec
+from reference.errors import InputValueError
+from reference.identify import STEPS, Identification, Probe, identify
+
+
+def observer(adapter: str, kwargs: dict[str, Any], dtype: str) -> Callable[[Probe], np.ndarray]:
+    """Runs a probe through ``adapter`` with its native ``kwargs`` (the probe's lr as a schedule)."""
+    from harness.conformance.worker import run_worker
+
+    def run(pr: Probe) -> np.ndarray:
+        k = pr.params0.size
+        task = Task(adapter=adapter, kwargs=kwargs, stream=StreamSpec("arrays", options={"grads": {"x": pr.grads}}),
+                    shapes={"x": (k,)}, params0={"x": pr.params0}, steps=STEPS, dtype=dtype,
+                    record_steps=tuple(range(1, STEPS + 1)), lrs=np.asarray(pr.lrs, np.float64))
+        out: dict[int, dict] = {}
+        run_worker([ADAPTERS[adapter]], [task], out.__setitem__)
+        payload = out[0]
+        if payload["status"] == "unsupported":
+            raise Unsupported(str(payload.get("reason")))
+        if payload["status"] != "done":
+            raise InputValueError(f"{adapter} could not run the probe: {payload['status']}: {payload.get('reason')}")
+        return np.stack([s.params["x"] for s in payload["snapshots"]])
+
+    return run
+
+
+class Unsupported(InputValueError):
+    """The adapter refuses the probe as asked (a dtype it does not run, a knob it lacks)."""
+
+
+def identify_adapter(adapter: str, kwargs: dict[str, Any]) -> Identification:
+    """What ``adapter`` with ``kwargs`` computes, as the nearest implementation's preset plus differences: in
+    float64, or in float32 when the adapter does not run float64 (its worker says so; the driver imports no
+    adapter module)."""
+    info = ADAPTERS[adapter]
+    try:
+        return identify(observer=observer(adapter, kwargs, "float64"), dtype="float64", prefer=info.preset)
+    except Unsupported:
+        return identify(observer=observer(adapter, kwargs, "float32"), dtype="float32", prefer=info.preset)
+
+
+def ignored(adapter: str, kwargs: dict[str, Any], required: dict[str, Any]) -> list[str]:
+    """The arguments in ``kwargs`` set away from their defaults that change nothing: the probe's trajectory is
+    bit-identical without each (one at a time). How bitsandbytes' ``momentum`` is caught with no prior
+    knowledge."""
+    import inspect
+
+    from reference import implementations, presets
+    from reference.identify import probe
+
+    info = ADAPTERS[adapter]
+    pr = probe()
+    dtype = "float64"
+    try:
+        full = observer(adapter, kwargs, dtype)(pr)
+    except Unsupported:
+        dtype = "float32"
+        full = observer(adapter, kwargs, dtype)(pr)
+
+    record = implementations.get(info.preset)
+    defaults = {n: p.default for n, p in inspect.signature(presets.get(info.preset)).parameters.items()}
+    out = []
+    for name, value in kwargs.items():
+        # the probe drives the lr itself; an argument at its default changes nothing by definition
+        if name in required or name == record.knobs.get("lr") or defaults.get(name, object()) == value:
+            continue
+        rest = {k: v for k, v in kwargs.items() if k != name}
+        try:
+            without = observer(adapter, rest, dtype)(pr)
+        except InputValueError:
+            continue
+        if np.array_equal(full, without, equal_nan=True):
+            out.append(f"{name}={value!r}")
+    return out
+
+
+__all__ = ["Unsupported", "identify_adapter", "ignored", "observer"]
