@@ -26,6 +26,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -166,7 +167,7 @@ def _snap(spec: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray) -> R
     return spec
 
 
-def _fit(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start: dict[str, float],
+def _fit(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start: dict[str, Any],
          quick: bool = False) -> tuple[RMSpropSpec, float]:
     """Least squares over the continuous knobs ``base`` has (decay, eps, momentum, weight decay); ``quick``: one
     start and few evaluations, to rank the forms."""
@@ -183,12 +184,17 @@ def _fit(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start
         return base.replace(**values)
 
     best = None
-    starts = [(start["decay"], start["eps"], start["weight_decay"])] if quick else itertools.product(
-        dict.fromkeys((start["decay"], 0.99, 0.9)), dict.fromkeys((start["eps"], 1e-8, 1e-3)),
-        dict.fromkeys((start["weight_decay"] or 1e-2, 1e-1, 1e-3)) if "weight_decay" in names else (0.0,))
-    for decay0, eps0, wd0 in starts:
+    # at most nine starts: decay x eps, with momentum and weight decay varied alongside the decay
+    decays, epss = (start["decay"], 0.99, 0.9), (start["eps"], 1e-8, 1e-3)
+    mus, wds = (start["momentum"], 0.5, 0.9), (start["weight_decay"] or 1e-2, 1e-1, 1e-3)
+    quick_starts = [(start["decay"], start["eps"], start["weight_decay"], start["momentum"])]
+    if quick and "momentum" in names and start.get("momentum_unknown"):
+        quick_starts.append((start["decay"], start["eps"], start["weight_decay"], 0.5))
+    starts = quick_starts if quick else \
+        [(decays[i], epss[j], wds[i], mus[(i + j) % 3]) for i in range(3) for j in range(3)]
+    for decay0, eps0, wd0, mu0 in dict.fromkeys(starts):
         x0 = [math.log10(max(1 - decay0, 1e-12)), math.log10(max(eps0, 1e-30))]
-        x0 += [start["momentum"]] if "momentum" in names else []
+        x0 += [mu0] if "momentum" in names else []
         x0 += [math.log10(max(wd0 or 1e-2, 1e-12))] if "weight_decay" in names else []
         try:
             res = least_squares(lambda x: _residual(spec_of(x), obs, pr, scale), x0, method="lm",
@@ -280,35 +286,59 @@ def identify(factory: Factory | None = None, seed: int = 0,
     one the adapter claims)."""
     pr = probe(seed)
     obs = observer(pr) if observer is not None else observe(factory, pr)
+    return fit_observed(pr, obs, dtype=dtype, prefer=prefer)
+
+
+_MOMENTUM_FORMS = (("in_buffer", False), ("after_buffer", False), ("in_buffer", True), ("after_buffer", True))
+
+
+def fit_observed(pr: Probe, obs: np.ndarray, *, dtype: str = "float64", prefer: str | None = None
+                 ) -> Identification:
+    """`identify` on an observed trajectory ``obs`` ``(T, K)`` of ``pr``'s gradients and lrs: with the
+    designed probe's groups the closed forms decide maximize, momentum and the weight decay mode first; on
+    any other data (a recording) every form is fitted."""
     scale = np.maximum(budget_scale(obs, pr.params0), 1e-300)
     first = obs[0] - pr.params0
-    i = pr.groups["large"][0]
-    maximize = bool(np.isfinite(first[i]) and first[i] > 0)  # a positive gradient moved it up
-    mode, wd = _decay_mode(obs, pr)
-    mu = _momentum(obs, pr) if mode != "coupled" else 0.0
-    start = {"decay": _decay(obs, pr), "eps": 1e-8, "momentum": mu or 0.9, "weight_decay": wd}
+    if pr.groups:
+        i = pr.groups["large"][0]
+        maximize = bool(np.isfinite(first[i]) and first[i] > 0)  # a positive gradient moved it up
+        mode, wd = _decay_mode(obs, pr)
+        modes = [(mode, wd)]
+        mu = _momentum(obs, pr) if mode != "coupled" else 0.0
+        decay0 = _decay(obs, pr)
+    else:  # arbitrary gradients: the first step moves against the gradient unless it maximizes
+        with np.errstate(all="ignore"):
+            maximize = bool(np.nansum(first * pr.grads[0]) > 0)
+        modes, mu, decay0 = [("none", 0.0), ("coupled", 1e-2), ("decoupled", 1e-2)], 0.0, 0.9
+    start = {"decay": decay0, "eps": 1e-8, "momentum": mu or 0.9, "weight_decay": modes[0][1],
+             "momentum_unknown": mu == 0}
     forms = []
-    for placement, centered, v0 in itertools.product(("outside", "inside"), ("no", "sub_then_eps", "eps_then_sub"),
-                                                     (0.0, 1.0)):
+    for (mode, wd), placement, centered, v0 in itertools.product(
+            modes, ("outside", "inside"), ("no", "sub_then_eps", "eps_then_sub"), (0.0, 1.0)):
         if centered == "eps_then_sub" and placement == "outside":
             continue
-        momentum_forms = [("in_buffer", False), ("after_buffer", False), ("in_buffer", True),
-                          ("after_buffer", True)] if mu > 0 else [("in_buffer", False)]
-        for lr_placement, nesterov in momentum_forms:
+        for lr_placement, nesterov in _MOMENTUM_FORMS if mu > 0 else (("in_buffer", False),):
             forms.append(RMSpropSpec(
                 eps_placement=placement, centered=centered != "no",
                 centered_order=centered if centered != "no" else "sub_then_eps", initial_accumulator=v0,
                 momentum=mu, lr_placement=lr_placement, nesterov=nesterov, maximize=maximize,
                 weight_decay=wd if mode != "none" else 0.0, weight_decay_mode=mode))
-    if mode == "coupled":  # g + wd*p keeps the pulse moving after it stops: momentum is fitted, not read
-        forms += [f.replace(momentum=0.9, lr_placement=lp, nesterov=nv) for f in list(forms) if f.momentum == 0
-                  for lp, nv in (("in_buffer", False), ("after_buffer", False), ("in_buffer", True),
-                                 ("after_buffer", True))]
-    if mode == "decoupled":  # p - p*wd*lr or p*(1 - lr*wd): the same mathematics, rounded differently
-        forms += [f.replace(weight_decay_mode="multiplicative") for f in forms]
+    if mu == 0 and (not pr.groups or modes[0][0] == "coupled"):
+        # no probe, or g + wd*p keeps the pulse moving after it stops: momentum is fitted, not read
+        forms += [f.replace(momentum=0.9, lr_placement=lp, nesterov=nv) for f in list(forms) for lp, nv in
+                  _MOMENTUM_FORMS]
+    forms += [f.replace(weight_decay_mode="multiplicative") for f in forms  # the same mathematics as decoupled,
+              if f.weight_decay_mode == "decoupled" and pr.groups]      # rounded differently
     coarse = sorted((_fit(base, obs, pr, scale, start, quick=True) for base in forms), key=lambda sc: sc[1])
-    fitted = sorted((_fit(s, obs, pr, scale, {**start, **_values(s)}) for s, _ in coarse[:4]), key=lambda sc: sc[1])
-    fitted += coarse[4:]
+    # fitted fully: the best four, and the best of each eps placement and start (a quick fit may stop early
+    # in the right form: eps is hard to see where the gradients dwarf it)
+    chosen = list(coarse[:4])
+    for key in itertools.product(("inside", "outside"), (0.0, 1.0)):
+        best_of = next((c for c in coarse if (c[0].eps_placement, c[0].initial_accumulator) == key), None)
+        if best_of is not None and best_of not in chosen:
+            chosen.append(best_of)
+    fitted = sorted((_fit(s, obs, pr, scale, {**start, **_values(s)}) for s, _ in chosen), key=lambda sc: sc[1])
+    fitted += [c for c in coarse if c not in chosen]
     # the lr is the probe's own input: exact, or rounded to float32 by the implementation (refitted: the
     # continuous knobs would otherwise absorb the rounding)
     exact_lr = fitted[0][0]

@@ -64,6 +64,7 @@ def test_presets_are_identified_as_themselves(name, kwargs) -> None:
     assert found.nearest == name and not found.differences, found.text()
 
 
+@pytest.mark.slow  # tens of seconds of fitting
 def test_a_hand_written_rmsprop_and_its_planted_bugs_are_named() -> None:
     right = identify(_numpy_rmsprop())
     assert right.reproduces and right.nearest == "torch" and not right.differences, right.text()
@@ -79,6 +80,7 @@ def test_a_hand_written_rmsprop_and_its_planted_bugs_are_named() -> None:
     assert eps2.reproduces and eps2.spec.eps_placement == "inside" and eps2.spec.eps == pytest.approx(1e-8)
 
 
+@pytest.mark.slow  # tens of seconds of fitting
 def test_what_no_rmsprop_computes_is_said() -> None:
     def adam_like(p0):
         state = {"p": p0.copy(), "m": np.zeros_like(p0), "v": np.zeros_like(p0), "t": 0}
@@ -128,3 +130,30 @@ def test_float32_attributes_and_ignored_arguments_are_found_without_prior_knowle
     if importlib.util.find_spec("bitsandbytes") is not None:
         assert ignored("bnb.32bit", {"lr": 0.01, "momentum": 0.9}, {}) == ["momentum=0.9"]
         assert ignored("torch.single", {"lr": 0.01, "momentum": 0.9}, {}) == []  # not vacuous
+
+
+@pytest.mark.slow  # tens of seconds of fitting
+def test_a_recording_of_a_training_loop_is_identified(tmp_path) -> None:
+    """identify --recording: a small model trained with the reference (torch's form with momentum), recorded
+    with `Recorder` in three lines, named as torch's RMSprop with its values."""
+    from harness.base.recordings import Recorder
+    from harness.cli import main
+
+    rng = np.random.default_rng(0)
+    w = {"w": rng.normal(size=(8, 4)), "b": np.zeros(4)}
+    x, y = rng.normal(size=(32, 8)), rng.normal(size=(32, 4))
+    spec = presets.torch(lr=0.01, alpha=0.9, momentum=0.5)
+    state = init(spec, w)
+    rec = Recorder(w)
+    for _ in range(48):
+        err = x @ w["w"] + w["b"] - y  # a least-squares model: its gradients follow the parameters
+        grads = {"w": x.T @ err / len(x), "b": err.mean(axis=0)}
+        w, state = update(spec, state, w, grads)
+        rec.step(grads, w, 0.01)
+    path = rec.save(tmp_path / "run.npz")
+    from harness.conformance.identify import identify_recording
+
+    found = identify_recording(str(path))
+    assert found.reproduces and found.nearest == "torch" and found.spec.momentum == 0.5, found.text()
+    assert found.spec.decay == 0.9 and found.spec.eps_placement == "outside"
+    assert main(["identify", "--recording", str(path), "--dry-run"]) == 0

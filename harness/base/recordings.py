@@ -105,6 +105,28 @@ class Recording:
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
             raise StreamError(f"{self.path}: unreadable ({exc})") from None
 
+    def trajectory(self, a: int, b: int) -> dict[str, np.ndarray] | None:
+        """Rows ``a:b`` of the recorded parameters after each step (``trajectory/<name>``), or None."""
+        keys = {n: f"trajectory/{n}.npy" for n in self._grads}
+        if not any(k in self._headers for k in keys.values()):
+            return None
+        for n, k in keys.items():
+            if k not in self._headers or self._headers[k][0] != (self.steps, *self.shapes[n]):
+                raise StreamError(f"{self.path}: trajectory/{n} must be ({self.steps}, *{self.shapes[n]}), "
+                                  f"like grads/{n}")
+        try:
+            return {n: self._rows(k, a, b) for n, k in keys.items()}
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:
+            raise StreamError(f"{self.path}: unreadable ({exc})") from None
+
+    def lrs(self) -> np.ndarray | None:
+        """The recorded learning rate of each step (``lr``, ``(T,)``), or None."""
+        if "lr.npy" not in self._headers:
+            return None
+        if self._headers["lr.npy"][0] != (self.steps,):
+            raise StreamError(f"{self.path}: lr must have shape ({self.steps},), one per step")
+        return self._rows("lr.npy", 0, self.steps)
+
     def params(self) -> dict[str, np.ndarray] | None:
         keys = {n: f"params/{n}.npy" for n in self._grads}
         present = [n for n, k in keys.items() if k in self._headers]
@@ -131,13 +153,44 @@ class Recording:
 
 
 def record(path: str | Path, grads: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray] | None = None,
-           compress: bool = False) -> Path:
-    """Write a recording: ``grads[name]`` is ``(T, *shape)``, ``params[name]`` the initial value."""
+           compress: bool = False, trajectory: Mapping[str, np.ndarray] | None = None,
+           lrs: np.ndarray | None = None) -> Path:
+    """Write a recording: ``grads[name]`` is ``(T, *shape)``, ``params[name]`` the initial value; for
+    `rmsprop-harness identify --recording`, also ``trajectory[name]`` ``(T, *shape)`` (the parameters after each
+    step) and ``lrs`` ``(T,)`` (the learning rate of each step)."""
     arrays = {f"grads/{n}": np.ascontiguousarray(g) for n, g in grads.items()}
     arrays |= {f"params/{n}": np.ascontiguousarray(p) for n, p in (params or {}).items()}
+    arrays |= {f"trajectory/{n}": np.ascontiguousarray(p) for n, p in (trajectory or {}).items()}
+    if lrs is not None:
+        arrays["lr"] = np.ascontiguousarray(np.asarray(lrs, np.float64).reshape(-1))
     path = Path(path)
     (np.savez_compressed if compress else np.savez)(path, **arrays)
     return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
 
-__all__ = ["Recording", "StreamError", "record"]
+class Recorder:
+    """Record a training loop for `rmsprop-harness identify --recording` in three lines::
+
+        rec = Recorder(params)                  # before the loop: {name: array} (NumPy, or anything np.asarray takes)
+        rec.step(grads, params, lr)             # each step: the gradients it got, the parameters after it, its lr
+        rec.save("run.npz")                     # after: grads/, params/, trajectory/ and lr in one file
+    """
+
+    def __init__(self, params: Mapping[str, np.ndarray]):
+        self.params0 = {n: np.array(p, np.float64) for n, p in params.items()}
+        self.grads: dict[str, list[np.ndarray]] = {n: [] for n in self.params0}
+        self.after: dict[str, list[np.ndarray]] = {n: [] for n in self.params0}
+        self.lrs: list[float] = []
+
+    def step(self, grads: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray], lr: float) -> None:
+        for n in self.params0:
+            self.grads[n].append(np.array(grads[n], np.float64))
+            self.after[n].append(np.array(params[n], np.float64))
+        self.lrs.append(float(lr))
+
+    def save(self, path: str | Path) -> Path:
+        return record(path, {n: np.stack(g) for n, g in self.grads.items()}, self.params0,
+                      trajectory={n: np.stack(a) for n, a in self.after.items()}, lrs=np.asarray(self.lrs))
+
+
+__all__ = ["Recorder", "Recording", "StreamError", "record"]

@@ -7,8 +7,14 @@ import argparse
 
 def add(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("identify", help="name the RMSprop an adapter really computes, from designed probes")
-    p.add_argument("--adapter", required=True, metavar="NAME|module:factory",
-                   help="a built-in adapter or a user adapter (package.module:factory)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--adapter", metavar="NAME|module:factory",
+                       help="a built-in adapter or a user adapter (package.module:factory)")
+    which.add_argument("--recording", metavar="FILE.npz",
+                       help="gradients, initial parameters and the trajectory an implementation produced "
+                            "(grads/, params/, trajectory/, optional lr; docs/identify.md has the recipes)")
+    p.add_argument("--lr", type=float, metavar="LR", help="with --recording: the constant learning rate, when the "
+                                                          "recording has no lr")
     p.add_argument("args", nargs="*", metavar="ARG=VALUE",
                    help="its native arguments, as the adapter receives them (e.g. lr=0.01 momentum=0.9)")
     p.add_argument("--dry-run", action="store_true",
@@ -16,7 +22,25 @@ def add(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _recording(args: argparse.Namespace) -> int:
+    from harness.conformance.identify import identify_recording
+
+    if args.args:
+        from harness.cli.args import CliError
+
+        raise CliError("--recording takes no ARG=VALUE (the recording is the implementation's output)")
+    if args.dry_run:
+        print(f"identify {args.recording}: the first 48 steps of up to 128 elements, fitted (dry run: nothing ran)")
+        return 0
+    found = identify_recording(args.recording, args.lr)
+    print(f"{args.recording} was produced by:")
+    print("  " + found.text().replace("\n", "\n  "))
+    return 0 if found.reproduces else 1
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.recording is not None:
+        return _recording(args)
     from harness.adapters import ADAPTERS, resolve
     from harness.compare.explain import parse_args
     from harness.conformance.identify import identify_adapter, ignored

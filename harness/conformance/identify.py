@@ -35,6 +35,38 @@ def observer(adapter: str, kwargs: dict[str, Any], dtype: str) -> Callable[[Prob
     return run
 
 
+def identify_recording(path: str, lr: float | None = None, steps: int = 48, elements: int = 128) -> Identification:
+    """What produced a recording's ``trajectory/`` from its ``grads/``, ``params/`` and ``lr`` (or a constant
+    ``lr``): every tensor flattened into one vector (RMSprop is elementwise), the first ``steps`` steps and up
+    to ``elements`` evenly spaced elements (enough to decide every knob, small enough to fit quickly)."""
+    from pathlib import Path
+
+    from harness.base.recordings import Recording
+    from reference.identify import Probe, fit_observed
+
+    rec = Recording(Path(path))
+    params0 = rec.params()
+    t = min(steps, rec.steps)
+    trajectory = rec.trajectory(0, t)
+    if params0 is None or trajectory is None:
+        raise InputValueError(f"{path}: identify needs params/<name> (the initial values) and trajectory/<name> "
+                              "(the parameters after each step) beside grads/<name>; see docs/identify.md")
+    recorded = rec.lrs()
+    if recorded is None and lr is None:
+        raise InputValueError(f"{path}: no recorded lr; give the constant learning rate with --lr")
+    lrs = recorded[:t] if recorded is not None else np.full(t, float(lr))
+    names = list(rec.shapes)
+    grads = rec.read(0, t)
+
+    def flat(d: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.asarray(d[n], np.float64).reshape(len(d[n]), -1) for n in names], axis=1)
+
+    g, obs = flat(grads), flat(trajectory)
+    p0 = np.concatenate([np.asarray(params0[n], np.float64).ravel() for n in names])
+    pick = np.unique(np.linspace(0, p0.size - 1, min(elements, p0.size)).astype(int))
+    return fit_observed(Probe(p0[pick], g[:, pick], lrs), obs[:, pick])
+
+
 class Unsupported(InputValueError):
     """The adapter refuses the probe as asked (a dtype it does not run, a knob it lacks)."""
 
@@ -85,4 +117,4 @@ def ignored(adapter: str, kwargs: dict[str, Any], required: dict[str, Any]) -> l
     return out
 
 
-__all__ = ["Unsupported", "identify_adapter", "ignored", "observer"]
+__all__ = ["Unsupported", "identify_adapter", "identify_recording", "ignored", "observer"]
