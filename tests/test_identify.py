@@ -45,11 +45,11 @@ def _numpy_rmsprop(alpha=0.99, eps=1e-8, bug=""):
     return factory
 
 
-CASES = [("torch", {}), ("torch", {"momentum": 0.9, "centered": True}), ("torch", {"weight_decay": 0.05}),
-         ("sb3", {"momentum": 0.9}), ("keras", {"momentum": 0.9}), ("timm", {"momentum": 0.9, "weight_decay": 0.01,
-                                                                              "decoupled_decay": True}),
-         ("optax", {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True}),
-         ("pfrl", {"centered": True, "alpha": 0.95, "eps": 1e-2})]
+# each a different form: centered + momentum, coupled decay, v0 = 1 with torch's momentum, decoupled decay with
+# TF's, nesterov (plain torch, keras and pfrl were checked the same way when the method was written)
+CASES = [("torch", {"momentum": 0.9, "centered": True}), ("torch", {"weight_decay": 0.05}), ("sb3", {"momentum": 0.9}),
+         ("timm", {"momentum": 0.9, "weight_decay": 0.01, "decoupled_decay": True}),
+         ("optax", {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True})]
 
 
 @pytest.mark.slow  # a few seconds each: least squares over every remaining form
@@ -100,9 +100,7 @@ def test_what_no_rmsprop_computes_is_said() -> None:
 @pytest.mark.framework
 @pytest.mark.parametrize(("adapter", "kwargs", "module"), [
     ("torch.single", {"momentum": 0.9, "centered": True}, "torch"),
-    ("timm.single", {"momentum": 0.9}, "timm"),
     ("sb3", {"momentum": 0.9}, "stable_baselines3"),
-    ("optax", {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True}, "optax"),
 ])
 def test_real_implementations_are_identified_as_their_presets(adapter, kwargs, module) -> None:
     import importlib.util
