@@ -45,9 +45,9 @@ def _numpy_rmsprop(alpha=0.99, eps=1e-8, bug=""):
     return factory
 
 
-# each a different form: centered + momentum, coupled decay, v0 = 1 with torch's momentum, decoupled decay with
+# each a different form: centered + momentum + coupled decay, v0 = 1 with torch's momentum, decoupled decay with
 # TF's, nesterov (plain torch, keras and pfrl were checked the same way when the method was written)
-CASES = [("torch", {"momentum": 0.9, "centered": True}), ("torch", {"weight_decay": 0.05}), ("sb3", {"momentum": 0.9}),
+CASES = [("torch", {"momentum": 0.9, "centered": True, "weight_decay": 0.05}), ("sb3", {"momentum": 0.9}),
          ("timm", {"momentum": 0.9, "weight_decay": 0.01, "decoupled_decay": True}),
          ("optax", {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True})]
 
