@@ -110,7 +110,7 @@ def test_real_implementations_are_identified_as_their_presets(adapter, kwargs, m
 
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} not installed")
-    found = identify_adapter(adapter, kwargs)
+    found, _ = identify_adapter(adapter, kwargs)
     assert found.reproduces and found.nearest == ADAPTERS[adapter].preset and not found.differences, found.text()
 
 
@@ -120,14 +120,14 @@ def test_float32_attributes_and_ignored_arguments_are_found_without_prior_knowle
     by the probe alone (docs/findings.md)."""
     import importlib.util
 
-    from harness.conformance.identify import identify_adapter, ignored
+    from harness.conformance.identify import identify_adapter
 
     if importlib.util.find_spec("paddle") is not None:
-        found = identify_adapter("paddle", {"learning_rate": 0.01, "centered": True})
+        found, _ = identify_adapter("paddle", {"learning_rate": 0.01, "centered": True})
         assert found.reproduces and "decay is 0.95 rounded to float32" in found.text(), found.text()
     if importlib.util.find_spec("bitsandbytes") is not None:
-        assert ignored("bnb.32bit", {"lr": 0.01, "momentum": 0.9}, {}) == ["momentum=0.9"]
-        assert ignored("torch.single", {"lr": 0.01, "momentum": 0.9}, {}) == []  # not vacuous
+        assert identify_adapter("bnb.32bit", {"lr": 0.01, "momentum": 0.9}, audit={})[1] == ["momentum=0.9"]
+        assert identify_adapter("torch.single", {"lr": 0.01, "momentum": 0.9}, audit={})[1] == []  # not vacuous
 
 
 @pytest.mark.slow  # tens of seconds of fitting

@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
         return _recording(args)
     from harness.adapters import ADAPTERS, resolve
     from harness.compare.explain import parse_args
-    from harness.conformance.identify import identify_adapter, ignored
+    from harness.conformance.identify import identify_adapter
     from reference import presets
 
     [adapter] = resolve([args.adapter])[:1]
@@ -58,14 +58,14 @@ def main(args: argparse.Namespace) -> int:
               f"({', '.join(pr.groups)}), run in its worker, then removed one argument at a time for the "
               "ignored-argument audit (dry run: nothing ran)")
         return 0
-    found = identify_adapter(adapter, kwargs)
+    required = presets.REQUIRED_DEFAULTS.get(preset, {})
+    found, ignored = identify_adapter(adapter, kwargs, audit=required)
     print(f"{adapter}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) computes:")
     print("  " + found.text().replace("\n", "\n  "))
     claimed = presets.get(preset)(**kwargs)
     differences = found.versus(claimed)
     if differences:
         print(f"  NOT what the arguments say ({preset}): {'; '.join(differences)}")
-    required = presets.REQUIRED_DEFAULTS.get(preset, {})
-    for item in ignored(adapter, kwargs, required):
+    for item in ignored:
         print(f"  IGNORED: {item} has no effect (the probe's trajectory is bit-identical without it)")
     return 0 if found.reproduces and not differences else 1

@@ -11,7 +11,7 @@ import numpy as np
 from harness.adapters import ADAPTERS, Task
 from harness.base.streams import StreamSpec
 from reference.errors import InputValueError
-from reference.identify import STEPS, Identification, Probe, identify
+from reference.identify import STEPS, Identification, Probe
 
 
 def observer(adapter: str, kwargs: dict[str, Any], dtype: str) -> Callable[[Probe], np.ndarray]:
@@ -71,37 +71,39 @@ class Unsupported(InputValueError):
     """The adapter refuses the probe as asked (a dtype it does not run, a knob it lacks)."""
 
 
-def identify_adapter(adapter: str, kwargs: dict[str, Any]) -> Identification:
-    """What ``adapter`` with ``kwargs`` computes, as the nearest implementation's preset plus differences: in
-    float64, or in float32 when the adapter does not run float64 (its worker says so; the driver imports no
-    adapter module)."""
-    info = ADAPTERS[adapter]
+def _observe(adapter: str, kwargs: dict[str, Any], pr: Probe) -> tuple[np.ndarray, str]:
+    """The probe through ``adapter``: in float64, or in float32 when the adapter does not run float64 (its
+    worker says so; the driver imports no adapter module)."""
     try:
-        return identify(observer=observer(adapter, kwargs, "float64"), dtype="float64", prefer=info.preset)
+        return observer(adapter, kwargs, "float64")(pr), "float64"
     except Unsupported:
-        return identify(observer=observer(adapter, kwargs, "float32"), dtype="float32", prefer=info.preset)
+        return observer(adapter, kwargs, "float32")(pr), "float32"
 
 
-def ignored(adapter: str, kwargs: dict[str, Any], required: dict[str, Any]) -> list[str]:
-    """The arguments in ``kwargs`` set away from their defaults that change nothing: the probe's trajectory is
-    bit-identical without each (one at a time). How bitsandbytes' ``momentum`` is caught with no prior
-    knowledge."""
+def identify_adapter(adapter: str, kwargs: dict[str, Any], audit: dict[str, Any] | None = None
+                     ) -> tuple[Identification, list[str]]:
+    """What ``adapter`` with ``kwargs`` computes, as the nearest implementation's preset plus differences, and
+    (given ``audit``: the arguments not to audit, the required ones) the arguments that change nothing."""
+    from reference.identify import fit_observed, probe
+
+    pr = probe()
+    full, dtype = _observe(adapter, kwargs, pr)
+    found = fit_observed(pr, full, dtype=dtype, prefer=ADAPTERS[adapter].preset)
+    return found, ([] if audit is None else _ignored(adapter, kwargs, audit, pr, full, dtype))
+
+
+def _ignored(adapter: str, kwargs: dict[str, Any], required: dict[str, Any], pr: Probe, full: np.ndarray,
+             dtype: str) -> list[str]:
+    """The arguments in ``kwargs`` set away from their defaults that change nothing: the probe's trajectory
+    (``full``) is bit-identical without each, one at a time. How bitsandbytes' ``momentum`` is caught with no
+    prior knowledge."""
     import inspect
 
     from reference import implementations, presets
-    from reference.identify import probe
 
-    info = ADAPTERS[adapter]
-    pr = probe()
-    dtype = "float64"
-    try:
-        full = observer(adapter, kwargs, dtype)(pr)
-    except Unsupported:
-        dtype = "float32"
-        full = observer(adapter, kwargs, dtype)(pr)
-
-    record = implementations.get(info.preset)
-    defaults = {n: p.default for n, p in inspect.signature(presets.get(info.preset)).parameters.items()}
+    preset = ADAPTERS[adapter].preset
+    record = implementations.get(preset)
+    defaults = {n: p.default for n, p in inspect.signature(presets.get(preset)).parameters.items()}
     out = []
     for name, value in kwargs.items():
         # the probe drives the lr itself; an argument at its default changes nothing by definition
@@ -117,4 +119,4 @@ def ignored(adapter: str, kwargs: dict[str, Any], required: dict[str, Any]) -> l
     return out
 
 
-__all__ = ["Unsupported", "identify_adapter", "identify_recording", "ignored", "observer"]
+__all__ = ["Unsupported", "identify_adapter", "identify_recording", "observer"]
