@@ -26,6 +26,9 @@ class Identification:
     candidates: list[tuple[str, float]]  # (form, residual cost) of the forms fitted, best first
     also: list[str] = field(default_factory=list)  # other implementations that take these semantics too
     dtype: str = "float64"  # the arithmetic the residual's budgets are in
+    undecided: list[str] = field(default_factory=list)  # what these data cannot decide, and why
+    #: per fitted value, the relative change the data cannot tell from it (`identify._resolution`)
+    resolution: dict[str, float] = field(default_factory=dict)
 
     @property
     def reproduces(self) -> bool:
@@ -38,11 +41,13 @@ class Identification:
         got, want = self.spec.effective_knobs(), claimed.effective_knobs()
         out = []
         for name in ("decay", "eps", "momentum", "weight_decay", *DISCRETE):
-            a, b = got.get(name), want.get(name)
-            if name == "hyperparam_rounding" or "-" in (a, b) or a == b:
+            key = "effective_eps_placement" if name == "eps_placement" else name
+            a, b = got.get(key), want.get(key)
+            if name == "hyperparam_rounding" or "-" in (a, b) or a == b or {a, b} <= _ROUNDING_ONLY.get(name, set()):
                 continue
-            if isinstance(a, float) and isinstance(b, float) and float(np.float32(b)) == a:
-                continue
+            if isinstance(a, float) and isinstance(b, float) and (
+                    float(np.float32(b)) == a or abs(a - b) <= 2 * self.resolution.get(name, 0.0) * abs(a)):
+                continue  # a float32 rounding (`roundings` says it), or closer than the data decide
             out.append(f"{name}={a!r} (the arguments say {b!r})")
         return out
 
@@ -72,7 +77,10 @@ class Identification:
         head = call if not self.differences else f"{call} except {'; '.join(self.differences)}"
         if self.also:
             head += f"\n  the same semantics: {', '.join(self.also)}"
-        for note in self.roundings():
+        coarse = [f"{n} to {r:.1g} relative" for n, r in self.resolution.items() if r > 1e-6]
+        notes = [*self.undecided, *self.roundings()]
+        notes += [f"the data decide {', '.join(coarse)} only"] if coarse else []
+        for note in notes:
             head += f"\n  {note}"
         verdict = (f"reproduced to rounding level ({self.budgets:.3g} {self.dtype} budgets, tolerance "
                    f"{self.tolerance:.0f})" if self.reproduces else
@@ -82,17 +90,33 @@ class Identification:
 
 
 
+#: Forms that differ in rounding only (the same mathematics): what a probe cannot decide in float32 and
+#: implementations' arguments do not distinguish.
+_ROUNDING_ONLY = {"weight_decay_mode": {"decoupled", "multiplicative"},
+                  "centered_order": {"sub_then_eps", "eps_then_sub"}}
+
+
+def _same_mathematics(spec: RMSpropSpec) -> list[RMSpropSpec]:
+    """``spec`` and the specs that differ from it in rounding only (`_ROUNDING_ONLY`)."""
+    out = [spec]
+    for name, pair in _ROUNDING_ONLY.items():
+        value = getattr(spec, name)
+        if value in pair and (name != "centered_order" or spec.centered):
+            out += [s.replace(**{name: next(iter(pair - {value}))}) for s in out]
+    return out
+
+
 def form(spec: RMSpropSpec) -> str:
     k = spec.effective_knobs()
     return ", ".join(f"{n}={k[n]}" for n in DISCRETE if k.get(n) not in (None, "-"))
 
 
-def _takes(name: str, spec: RMSpropSpec) -> bool:
+def takes(name: str, spec: RMSpropSpec) -> bool:
+    """Whether implementation ``name``'s arguments can express ``spec``, or a spec that differs from it in
+    rounding only (`_ROUNDING_ONLY`)."""
     from .translate import Unsupported, native_args
 
-    for candidate in (spec, spec.replace(weight_decay_mode={"decoupled": "multiplicative", "multiplicative":
-                                                             "decoupled"}.get(spec.weight_decay_mode,
-                                                                              spec.weight_decay_mode))):
+    for candidate in _same_mathematics(spec):
         try:
             native_args(name, candidate)
             return True
@@ -106,7 +130,7 @@ def nearest(spec: RMSpropSpec, prefer: str | None = None) -> tuple[str, list[str
     one whose defaults differ from it in the fewest discrete knobs, with those differences."""
     from . import implementations
 
-    takers = [r.name for r in implementations.all_records() if r.name != "spec" and _takes(r.name, spec)]
+    takers = [r.name for r in implementations.all_records() if r.name != "spec" and takes(r.name, spec)]
     if prefer in takers:
         takers.remove(prefer)
         takers.insert(0, prefer)
@@ -127,4 +151,4 @@ def nearest(spec: RMSpropSpec, prefer: str | None = None) -> tuple[str, list[str
 
 
 
-__all__ = ["DISCRETE", "Identification", "form", "nearest"]
+__all__ = ["DISCRETE", "Identification", "form", "nearest", "takes"]

@@ -25,187 +25,141 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from . import decided as data
 from .budget import UNIT_ROUNDOFF, budget_scale, run_tolerance
-from .identification import Identification, form, nearest
+from .fitting import fit, residuals
+from .identification import Identification, form, nearest, takes
+from .probe import STEPS, Factory, Probe, decay_modes, observe, probe, read_decay, read_momentum, scan
 from .rmsprop import run_reference
 from .spec import RMSpropSpec
 
-Step = Callable[[np.ndarray, float], np.ndarray]  # (grads, lr) -> params after the step
-Factory = Callable[[np.ndarray], Step]  # initial params -> a fresh optimizer's step
-
-STEPS = 24
-SWITCH = 12  # the lr changes after this many steps
-LR = (1e-2, 3e-2)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """The designed experiment: initial parameters, gradients ``(T, K)`` and the lr of each step, with the
-    element indices of each group."""
-
-    params0: np.ndarray
-    grads: np.ndarray
-    lrs: np.ndarray
-    groups: dict[str, list[int]] = field(default_factory=dict)
-
-
-def probe(seed: int = 0) -> Probe:
-    """Independent elements, each isolating knobs: large constant gradients (decay, momentum), gradients
-    near 1 (the start of the square average), tiny ones (eps and its placement), biased and alternating
-    signs (centered), a pulse that stops (momentum), parameters far from zero (weight decay), and noise."""
-    rng = np.random.default_rng(seed)
-    columns, p0, groups = [], [], {}
-
-    def add(group: str, g: np.ndarray, p: float = 0.0) -> None:
-        groups.setdefault(group, []).append(len(columns))
-        columns.append(np.asarray(g, np.float64))
-        p0.append(p)
-
-    ones = np.ones(STEPS)
-    for G in (1e3, 30.0):
-        add("large", G * ones)
-    for G in (0.3, 1.0, 3.0):
-        add("unit", G * ones)
-    for G in (1e-9, 1e-6, 1e-4, 1e-3, 1e-2):
-        add("tiny", G * ones)
-    add("alternating", np.where(np.arange(STEPS) % 2 == 0, 1.0, -1.0))
-    add("biased", np.where(np.arange(STEPS) % 2 == 0, 1.0, -0.25))
-    for G in (1.0, 0.05):
-        add("pulse", np.where(np.arange(STEPS) < 3, G, 0.0))
-    for p in (10.0, 100.0):
-        add("decay", np.zeros(STEPS), p)
-    add("decay_grad", 0.1 * ones, 10.0)
-    add("decay_grad", np.where(np.arange(STEPS) % 2 == 0, 0.1, -0.1), 10.0)  # g and wd*p comparable, varying
-    for _ in range(6):
-        add("noise", rng.normal(size=STEPS) * 10.0 ** rng.uniform(-2, 1), float(rng.normal()))
-    lrs = np.where(np.arange(STEPS) < SWITCH, LR[0], LR[1])
-    return Probe(np.asarray(p0), np.stack(columns, axis=1), lrs, groups)
-
-
-def observe(factory: Factory, pr: Probe) -> np.ndarray:
-    """The black box's parameters after every step of the probe, ``(T, K)`` float64."""
-    step = factory(pr.params0.copy())
-    out = []
-    for t in range(STEPS):
-        out.append(np.asarray(step(pr.grads[t].copy(), float(pr.lrs[t])), np.float64).copy())
-    return np.stack(out)
-
-
-# ------------------------------------------------------------------------------------------- closed forms
-def _momentum(obs: np.ndarray, pr: Probe) -> float:
-    """After the pulse stops (step 4 on), each step is ``mu`` times the one before (no gradient, no update of
-    its own), as long as the lr is constant."""
-    i = pr.groups["pulse"][0]
-    d = np.diff(np.concatenate([[pr.params0[i]], obs[:, i]]))
-    a, b = d[3], d[4]
-    if not (np.isfinite(a) and np.isfinite(b)) or abs(a) < 1e-300 or abs(b) < 1e-15 * abs(a):
-        return 0.0
-    return float(np.clip(b / a, 0.0, 0.999999))
-
-
-def _decay(obs: np.ndarray, pr: Probe) -> float:
-    """A first decay: the first step of the largest gradient is ``lr*G/sqrt((1-rho)*G^2)`` (eps and a start of
-    1 negligible there), so ``rho = 1 - (lr/|step|)^2``."""
-    i = pr.groups["large"][0]
-    step = abs(obs[0, i] - pr.params0[i])
-    if not np.isfinite(step) or step == 0:
-        return 0.9
-    return float(np.clip(1 - (pr.lrs[0] / step) ** 2, 0.0, 0.999999))
-
-
-def _decay_mode(obs: np.ndarray, pr: Probe) -> tuple[str, float]:
-    """(weight decay mode, a first weight decay): the elements far from zero with no gradient."""
-    i, j = pr.groups["decay"]
-    di, dj = obs[0, i] - pr.params0[i], obs[0, j] - pr.params0[j]
-    if not (np.isfinite(di) and np.isfinite(dj)) or (abs(di) < 1e-12 and abs(dj) < 1e-12):
-        return "none", 0.0
-    if abs(dj) > 5 * abs(di):  # proportional to p: p -= lr*wd*p
-        return "decoupled", float(-di / (pr.lrs[0] * pr.params0[i]))
-    return "coupled", 1e-2  # a normalised step whatever p; its size shows with a gradient beside it
-
 
 # ------------------------------------------------------------------------------------------- the fit
-def _residual(spec: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray) -> np.ndarray:
-    ref = run_reference(spec, pr.params0, pr.grads, pr.lrs)
-    with np.errstate(all="ignore"):
-        r = (ref - obs) / scale
-    both_nan = np.isnan(ref) & np.isnan(obs)
-    r = np.where(both_nan, 0.0, r)
-    return np.where(np.isfinite(r), r, 1e6).ravel()
-
-
-def _values(spec: RMSpropSpec) -> dict[str, float]:
-    return {"decay": spec.decay, "eps": spec.eps, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
-
-
-def _cost(spec: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray) -> float:
-    return float(np.sum(_residual(spec, obs, pr, scale) ** 2))
-
-
-def _snap(spec: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray) -> RMSpropSpec:
-    """The fitted values replaced together by their shortest decimals (or those rounded to float32) that fit
-    as well: 0.9, not 0.899999999996861, and no momentum rather than 4e-13, when the last digits are noise."""
-    cost = _cost(spec, obs, pr, scale)
-    bases = [spec]
-    if 0 < spec.momentum < 1e-6:
-        bases.insert(0, spec.replace(momentum=0.0, nesterov=False, lr_placement="in_buffer"))
-    if 0 < spec.weight_decay < 1e-9:
-        bases.insert(0, bases[0].replace(weight_decay=0.0, weight_decay_mode="none"))
-    for digits in range(1, 13):
-        for base in bases:
-            short = {k: float(f"{v:.{digits}g}") for k, v in _values(base).items() if v}
-            for trial_values in (short, {k: float(np.float32(v)) for k, v in short.items()}):
-                trial = base.replace(**trial_values)
-                if _cost(trial, obs, pr, scale) <= max(cost * 1.5, 1e-24):
-                    return trial
-    return spec
-
-
 def _fit(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start: dict[str, Any],
-         quick: bool = False) -> tuple[RMSpropSpec, float]:
-    """Least squares over the continuous knobs ``base`` has (decay, eps, momentum, weight decay); ``quick``: one
-    start and few evaluations, to rank the forms."""
-    from scipy.optimize import least_squares
-
-    names = ["decay", "eps"] + (["momentum"] if base.momentum > 0 else []) + \
-        (["weight_decay"] if base.weight_decay_mode != "none" else [])
-
-    def spec_of(x: np.ndarray) -> RMSpropSpec:
-        x = np.clip(x, -30.0, 3.0)
-        values = {"decay": float(np.clip(1 - 10.0 ** x[0], 0.0, 1.0)), "eps": 10.0 ** x[1]}
-        for k, n in enumerate(names[2:], start=2):
-            values[n] = float(np.clip(x[k], 0.0, 0.999999)) if n == "momentum" else 10.0 ** x[k]
-        return base.replace(**values)
-
-    best = None
-    # at most nine starts: decay x eps, with momentum and weight decay varied alongside the decay
+         enough: float) -> tuple[RMSpropSpec, float]:
+    """`fitting.fit` of ``base``'s continuous knobs from ``start``, then (unless it reproduces the data:
+    ``enough``) from up to eight more starts, decay x eps with momentum and weight decay varied alongside the
+    decay; each result settled (`_settle`)."""
     decays, epss = (start["decay"], 0.99, 0.9), (start["eps"], 1e-8, 1e-3)
     mus, wds = (start["momentum"], 0.5, 0.9), (start["weight_decay"] or 1e-2, 1e-1, 1e-3)
-    quick_starts = [(start["decay"], start["eps"], start["weight_decay"], start["momentum"])]
-    if quick and "momentum" in names and start.get("momentum_unknown"):
-        quick_starts.append((start["decay"], start["eps"], start["weight_decay"], 0.5))
-    starts = quick_starts if quick else \
-        [(decays[i], epss[j], wds[i], mus[(i + j) % 3]) for i in range(3) for j in range(3)]
-    for decay0, eps0, wd0, mu0 in dict.fromkeys(starts):
-        x0 = [math.log10(max(1 - decay0, 1e-12)), math.log10(max(eps0, 1e-30))]
-        x0 += [mu0] if "momentum" in names else []
-        x0 += [math.log10(max(wd0 or 1e-2, 1e-12))] if "weight_decay" in names else []
-        try:
-            res = least_squares(lambda x: _residual(spec_of(x), obs, pr, scale), x0, method="lm",
-                                max_nfev=60 if quick else 400, xtol=1e-15, ftol=1e-15, gtol=1e-15)
-        except (ValueError, FloatingPointError):
-            continue
-        if best is None or res.cost < best[1]:
-            best = (spec_of(res.x), float(res.cost))
-        if best[1] < 1e-20:
-            break
-    return best if best is not None else (base, math.inf)
+    starts = [{"decay": decays[i], "eps": epss[j], "weight_decay": wds[i], "momentum": mus[(i + j) % 3]}
+              for i in range(3) for j in range(3)]
+    best = (base, math.inf)
+    for s in {tuple(sorted(s.items())): s for s in starts}.values():
+        best = min(best, data.settle(fit(base, obs, pr.params0, pr.grads, pr.lrs, scale, [s]), obs, pr, scale, enough),
+                   key=lambda sc: sc[1])
+        if best[1] <= enough:
+            return best
+    if best[0].eps < 1e-20:
+        # eps fitted away on its log scale (its pull vanishes with it) where the other knobs absorb its effect:
+        # again from every decade of eps with the others as fitted
+        for k in range(-12, -1):
+            again = fit(base, obs, pr.params0, pr.grads, pr.lrs, scale, [{**data.knob_values(best[0]), "eps": 10.0**k}])
+            best = min(best, data.settle(again, obs, pr, scale, enough), key=lambda sc: sc[1])
+            if best[1] <= enough:
+                break
+    return best
 
+
+def _rank_grid(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray) -> tuple[RMSpropSpec, float]:
+    """A form's best point on a grid, for data without the probe's groups (a recording: no element isolates a
+    knob): ``1 - decay`` by fifths of a decade, eps by decades, momentum and weight decay at three values where
+    the form has them; on 32 elements and the first 12 steps, in one batched evaluation."""
+    k = np.unique(np.linspace(0, pr.params0.size - 1, min(32, pr.params0.size)).astype(int))
+    t = min(12, len(pr.grads))
+    axes: dict[str, Any] = {"decay": 1 - 10.0 ** np.arange(-3.0, -0.1, 0.2), "eps": 10.0 ** np.arange(-12.0, 0.0)}
+    if base.momentum:
+        axes["momentum"] = np.array([0.5, 0.9, 0.99])
+    if base.weight_decay_mode != "none":
+        axes["weight_decay"] = np.array([1e-3, 1e-2, 1e-1])
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    values = {n: m.ravel() for n, m in zip(axes, mesh, strict=True)}
+    r = residuals(base, values, obs[:t, k], pr.params0[k], pr.grads[:t, k], pr.lrs[:t], scale[:t, k])
+    i = int(np.argmin(np.sum(r**2, axis=1)))
+    spec = base.replace(**{n: float(v[i]) for n, v in values.items()})
+    return spec, data.cost_of(spec, obs, pr, scale) / 2
+
+
+def _rank(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start: dict[str, Any]
+          ) -> tuple[RMSpropSpec, float]:
+    """A form's start, read from the probe's groups by scans (`_scan`) in turn, and its cost there: the decay
+    from the first step of the large gradients (eps and weight decay do not matter there; momentum only
+    through nesterov's ``1 + mu``), eps from the first step of the tiny ones, and, where the closed forms could
+    not read them, coupled weight decay and momentum from the first steps of the gradients beside a decaying
+    parameter. A centered form's first step has two decays (``rho*(1 - rho)`` is symmetric): both are tried."""
+    mus = np.array([start["momentum"]]) if not (start.get("momentum_unknown") and base.momentum) else \
+        np.r_[start.get("momentum_read", 0.9), np.linspace(0.05, 0.95, 19), 0.99]
+    decays = 1 - 10.0 ** np.linspace(-7.0, 0.0, 701)
+    axes = {"decay": decays} | ({"momentum": mus[:1]} if base.momentum else {})  # the read momentum: a start
+    # bias-corrected, a constant gradient's steps do not depend on the decay: the biased signs' do
+    group, steps = ("biased", 4) if base.bias_correction else ("large", 1)
+    by_decay = scan(base.replace(eps=0.0, weight_decay=0.0), obs, pr, group, steps, axes)
+    candidates = [by_decay[0]]
+    if base.centered:
+        other = next((d for d in by_decay if (d["decay"] < 0.5) != (by_decay[0]["decay"] < 0.5)), None)
+        candidates += [other] if other is not None else []
+    # each refined a hundredfold about its grid point (with a start of 1, a decay off by a grid step would
+    # hide eps from the next scan)
+    candidates = [scan(base.replace(eps=0.0, weight_decay=0.0), obs, pr, group, steps, {
+        **{k: np.array([v]) for k, v in c.items()},
+        "decay": np.clip(1 - 10.0 ** np.linspace(-0.01, 0.01, 201) * (1 - c["decay"]), 0.0, 1.0)})[0]
+        for c in candidates]
+    best: tuple[RMSpropSpec, float] | None = None
+    for found in candidates:
+        spec = base.replace(**found)
+        eps = np.r_[0.0, 10.0 ** np.linspace(-16, 0, 1601)]
+        spec = spec.replace(**scan(spec, obs, pr, "tiny", 1, {"eps": eps})[0])
+        if base.weight_decay_mode == "coupled" or len(mus) > 1:
+            axes = {"momentum": mus} if base.momentum else {}
+            if base.weight_decay_mode == "coupled":
+                axes["weight_decay"] = 10.0 ** np.linspace(-7.0, 1.0, 161)
+            spec = spec.replace(**scan(spec, obs, pr, "decay_grad", 6, axes)[0])
+        cost = data.cost_of(spec, obs, pr, scale)
+        if best is None or cost < best[1]:
+            best = (spec, cost)
+    assert best is not None
+    return best
+
+
+def _claimed_rounding(name: str) -> set[str]:
+    """The hyperparameters implementation ``name`` rounds to float32 with its default arguments."""
+    from . import implementations
+
+    try:
+        return set(implementations.get(name).defaults().hyperparam_rounding)
+    except (KeyError, ValueError, TypeError):
+        return set()
+
+
+def _equivalent(spec: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray,
+                enough: Callable[[RMSpropSpec], float], prefer: str | None) -> tuple[RMSpropSpec, list[str]]:
+    """Of the forms that compute the same mathematics on these data, the one closest to the observations (or,
+    when both reproduce them, the one ``prefer`` takes), and (said, not guessed) the alternatives these data
+    cannot tell apart: decoupled or multiplicative weight decay and the centered order with eps inside
+    (rounding differences only), and the lr inside or outside the momentum buffer when the lr never changes
+    (both forms then agree in exact arithmetic)."""
+    options = [("weight_decay_mode", ("decoupled", "multiplicative"), None),
+               ("centered_order", ("sub_then_eps", "eps_then_sub"), None),
+               ("lr_placement", ("in_buffer", "after_buffer"), " (the learning rate never changes in these data)")]
+    undecided = []
+    for knob, pair, why in options:
+        if getattr(spec, knob) not in pair or (knob == "centered_order" and not (
+                spec.centered and spec.effective_eps_placement == "inside")) or (knob == "lr_placement" and (
+                spec.momentum == 0 or np.ptp(pr.lrs) > 0)):
+            continue
+        other = spec.replace(**{knob: pair[1 - pair.index(getattr(spec, knob))]})
+        costs = {s: data.cost_of(s, obs, pr, scale) for s in (spec, other)}
+        spec, alternative = sorted(costs, key=costs.__getitem__)
+        if data.worst_residual(alternative, obs, pr, scale)[0] <= math.sqrt(2 * enough(alternative)):
+            if prefer is not None and takes(prefer, alternative) and not takes(prefer, spec):
+                spec, alternative = alternative, spec
+            if why is not None:
+                undecided.append(f"{knob}={getattr(alternative, knob)!r} reproduces these data too{why}")
+    return spec, undecided
 
 
 def identify(factory: Factory | None = None, seed: int = 0,
@@ -224,6 +178,66 @@ def identify(factory: Factory | None = None, seed: int = 0,
 _MOMENTUM_FORMS = (("in_buffer", False), ("after_buffer", False), ("in_buffer", True), ("after_buffer", True))
 
 
+#: A fit this close (half the sum of squared residuals in budget scales: about 1e-7 relative per element) is a
+#: rounding model away at most: a wrong form misses by 1e-4 or more
+_NEAR = 1e-10
+
+
+def _search(forms: list[RMSpropSpec], obs: np.ndarray, pr: Probe, scale: np.ndarray, start: dict[str, Any],
+            enough: Callable[[RMSpropSpec], float]) -> list[tuple[RMSpropSpec, float]]:
+    """The forms ranked by their scanned starts (`_rank`), the best ten refined by a quick fit and ranked
+    again, then fitted fully in that order until one reproduces the data to rounding level: the best four and
+    the best of each eps placement and start (eps is hard to see where the gradients dwarf it). Returns
+    ``(spec, cost)``, best first: the fully fitted, then the rest as ranked."""
+    ranked = sorted((_rank(base, obs, pr, scale, start) if pr.groups else _rank_grid(base, obs, pr, scale)
+                     for base in forms), key=lambda sc: sc[1])
+    # refined by a quick fit: the best ten, and the best of each eps placement, start and centering (a scan's
+    # start can rank the right form low where no element isolates a knob, as in a recording)
+    quick = list(ranked[:10])
+    for key in itertools.product(("inside", "outside"), (0.0, 1.0), (False, True)):
+        best_of = next((c for c in ranked if (c[0].eps_placement, c[0].initial_accumulator, c[0].centered) == key),
+                       None)
+        if best_of is not None and best_of not in quick:
+            quick.append(best_of)
+    coarse = sorted((fit(s, obs, pr.params0, pr.grads, pr.lrs, scale, [{**start, **data.knob_values(s)}], max_nfev=60)
+                     for s, _ in quick), key=lambda sc: sc[1]) + [r for r in ranked if r not in quick]
+    chosen = list(coarse[:4])
+    for key in itertools.product(("inside", "outside"), (0.0, 1.0)):
+        best_of = next((c for c in coarse if (c[0].eps_placement, c[0].initial_accumulator) == key), None)
+        if best_of is not None and best_of not in chosen:
+            chosen.append(best_of)
+    fitted = []
+    for s, _ in chosen:
+        fitted.append(_fit(s, obs, pr, scale, {**start, **data.knob_values(s)}, enough(s)))
+        if enough(s) < fitted[-1][1] < _NEAR:  # this form, a float32 rounding away?
+            fitted[-1] = _roundings(fitted[-1], obs, pr, scale, start, enough)
+        if fitted[-1][1] <= enough(fitted[-1][0]):
+            break
+    fitted.sort(key=lambda sc: sc[1])
+    return fitted + [c for c in coarse if c not in chosen]
+
+
+def _roundings(fitted: tuple[RMSpropSpec, float], obs: np.ndarray, pr: Probe, scale: np.ndarray,
+               start: dict[str, Any], enough: Callable[[RMSpropSpec], float]) -> tuple[RMSpropSpec, float]:
+    """A fit that does not reproduce the data, refitted with the learning rate (the probe's own input) and the
+    decoupled factor ``1 - lr*wd`` rounded to float32 (the continuous knobs cannot absorb those roundings):
+    the first that reproduces them, else the closest."""
+    best, cost = fitted
+    decays = best.weight_decay_mode in ("decoupled", "multiplicative")
+    if cost <= enough(best):
+        return best, cost
+    for rounding in [{"lr"}] + ([{"lr", "wd_factor"}, {"wd_factor"}] if decays else []):
+        base = fitted[0].replace(hyperparam_rounding=rounding)
+        if "wd_factor" in rounding:  # rounds the factor 1 - lr*wd of the multiplicative form
+            base = base.replace(weight_decay_mode="multiplicative")
+        trial, trial_cost = _fit(base, obs, pr, scale, {**start, **data.knob_values(base)}, enough(base))
+        if trial_cost < cost * 0.5:
+            best, cost = trial, trial_cost
+        if cost <= enough(best):
+            break
+    return best, cost
+
+
 def fit_observed(pr: Probe, obs: np.ndarray, *, dtype: str = "float64", prefer: str | None = None
                  ) -> Identification:
     """`identify` on an observed trajectory ``obs`` ``(T, K)`` of ``pr``'s gradients and lrs: with the
@@ -234,22 +248,26 @@ def fit_observed(pr: Probe, obs: np.ndarray, *, dtype: str = "float64", prefer: 
     if pr.groups:
         i = pr.groups["large"][0]
         maximize = bool(np.isfinite(first[i]) and first[i] > 0)  # a positive gradient moved it up
-        mode, wd = _decay_mode(obs, pr)
-        modes = [(mode, wd)]
-        mu = _momentum(obs, pr) if mode != "coupled" else 0.0
-        decay0 = _decay(obs, pr)
+        modes = decay_modes(obs, pr)
+        # approximate under coupled decay (g = wd*p after the pulse): then a start
+        mu_read = read_momentum(obs, pr, modes[-1][1] if modes[-1][0] == "decoupled" else 0.0)
+        mu = mu_read if modes[0][0] != "coupled" else 0.0
+        decay0 = read_decay(obs, pr)
     else:  # arbitrary gradients: the first step moves against the gradient unless it maximizes
         with np.errstate(all="ignore"):
             maximize = bool(np.nansum(first * pr.grads[0]) > 0)
-        modes, mu, decay0 = [("none", 0.0), ("coupled", 1e-2), ("decoupled", 1e-2)], 0.0, 0.9
-    start = {"decay": decay0, "eps": 1e-8, "momentum": mu or 0.9, "weight_decay": modes[0][1],
+        modes, mu, mu_read, decay0 = [("none", 0.0), ("coupled", 1e-2), ("decoupled", 1e-2)], 0.0, 0.0, 0.9
+    start = {"decay": decay0, "eps": 1e-8, "momentum": mu or 0.9, "weight_decay": modes[-1][1],
+             "momentum_read": mu_read or 0.9,
              "momentum_unknown": mu == 0}
+    # at a constant lr the lr's side of the momentum buffer changes rounding only (`_equivalent` says so)
+    momentum_forms = _MOMENTUM_FORMS if np.ptp(pr.lrs) > 0 else _MOMENTUM_FORMS[::2]
     forms = []
     for (mode, wd), placement, centered, v0 in itertools.product(
             modes, ("outside", "inside"), ("no", "sub_then_eps", "eps_then_sub"), (0.0, 1.0)):
         if centered == "eps_then_sub" and placement == "outside":
             continue
-        for lr_placement, nesterov in _MOMENTUM_FORMS if mu > 0 else (("in_buffer", False),):
+        for lr_placement, nesterov in momentum_forms if mu > 0 else (("in_buffer", False),):
             forms.append(RMSpropSpec(
                 eps_placement=placement, centered=centered != "no",
                 centered_order=centered if centered != "no" else "sub_then_eps", initial_accumulator=v0,
@@ -258,29 +276,36 @@ def fit_observed(pr: Probe, obs: np.ndarray, *, dtype: str = "float64", prefer: 
     if mu == 0 and (not pr.groups or modes[0][0] == "coupled"):
         # no probe, or g + wd*p keeps the pulse moving after it stops: momentum is fitted, not read
         forms += [f.replace(momentum=0.9, lr_placement=lp, nesterov=nv) for f in list(forms) for lp, nv in
-                  _MOMENTUM_FORMS]
+                  momentum_forms]
     forms += [f.replace(weight_decay_mode="multiplicative") for f in forms  # the same mathematics as decoupled,
               if f.weight_decay_mode == "decoupled" and pr.groups]      # rounded differently
-    coarse = sorted((_fit(base, obs, pr, scale, start, quick=True) for base in forms), key=lambda sc: sc[1])
-    # fitted fully: the best four, and the best of each eps placement and start (a quick fit may stop early
-    # in the right form: eps is hard to see where the gradients dwarf it)
-    chosen = list(coarse[:4])
-    for key in itertools.product(("inside", "outside"), (0.0, 1.0)):
-        best_of = next((c for c in coarse if (c[0].eps_placement, c[0].initial_accumulator) == key), None)
-        if best_of is not None and best_of not in chosen:
-            chosen.append(best_of)
-    fitted = sorted((_fit(s, obs, pr, scale, {**start, **_values(s)}) for s, _ in chosen), key=lambda sc: sc[1])
-    fitted += [c for c in coarse if c not in chosen]
-    # the lr is the probe's own input: exact, or rounded to float32 by the implementation (refitted: the
-    # continuous knobs would otherwise absorb the rounding)
-    exact_lr = fitted[0][0]
-    lr32, cost32 = _fit(exact_lr.replace(hyperparam_rounding={"lr"}), obs, pr, scale,
-                        {**start, **_values(exact_lr)})
-    best = _snap(lr32 if cost32 < fitted[0][1] * 0.5 else exact_lr, obs, pr, scale)
-    if best.weight_decay_mode in ("decoupled", "multiplicative"):  # the same mathematics: the closer rounding
-        other = best.replace(weight_decay_mode="multiplicative" if best.weight_decay_mode == "decoupled"
-                             else "decoupled")
-        best = min((best, other), key=lambda sp: _cost(sp, obs, pr, scale))
+    if not pr.groups or abs(first[pr.groups["large"][0]]) < 1.05 * pr.lrs[0] * (1 + mu):  # nesterov: 1 + mu
+        # a first step of lr whatever the gradient: bias-corrected (or a decay near 0: both are fitted)
+        forms += [f.replace(bias_correction=True) for f in forms]
+    u = UNIT_ROUNDOFF[dtype]
+
+    def enough(spec: RMSpropSpec) -> float:  # half the sum of squares whose largest term is within tolerance
+        return 0.5 * (run_tolerance(spec, STEPS, dtype) * u) ** 2
+
+    fitted = _search(forms, obs, pr, scale, start, enough)
+    best, cost = _roundings(fitted[0], obs, pr, scale, start, enough)
+    if cost > enough(best) and not any(f.bias_correction for f in forms):
+        # nothing reproduces: bias correction too (a centered one's first step does not show it)
+        more = _search([f.replace(bias_correction=True) for f in forms], obs, pr, scale, start, enough)
+        fitted = sorted(fitted + more, key=lambda sc: sc[1])
+        best, cost = min((best, cost), _roundings(more[0], obs, pr, scale, start, enough), key=lambda sc: sc[1])
+    decays = best.weight_decay_mode in ("decoupled", "multiplicative")
+    if prefer is not None and cost <= enough(best):
+        # of the rounding models that reproduce the data, the claimed implementation's (the data cannot choose)
+        claimed = _claimed_rounding(prefer) & ({"lr", "wd_factor"} if decays else {"lr"})
+        if claimed != set(best.hyperparam_rounding):
+            base = best.replace(hyperparam_rounding=claimed)
+            base = base.replace(weight_decay_mode="multiplicative") if "wd_factor" in claimed else base
+            trial, trial_cost = _fit(base, obs, pr, scale, {**start, **data.knob_values(base)}, enough(base))
+            if trial_cost <= enough(trial):
+                best, cost = trial, trial_cost
+    best = data.snap(best, obs, pr, scale, enough(best))
+    best, undecided = _equivalent(best, obs, pr, scale, enough, prefer)
     ref = run_reference(best, pr.params0, pr.grads, pr.lrs)
     with np.errstate(all="ignore"):
         ratio = np.abs(ref - obs) / (UNIT_ROUNDOFF[dtype] * scale)
@@ -288,9 +313,10 @@ def fit_observed(pr: Probe, obs: np.ndarray, *, dtype: str = "float64", prefer: 
     budgets = float(np.nanmax(np.where(np.isfinite(ratio), ratio, np.inf)))
     name, differences, also = nearest(best, prefer)
     return Identification(spec=best, budgets=budgets, tolerance=run_tolerance(best, STEPS, dtype), dtype=dtype,
-                          nearest=name, differences=differences, also=also,
+                          nearest=name, differences=differences, also=also, undecided=undecided,
+                          resolution=data.resolution(best, obs, pr, scale, enough(best)),
                           candidates=[(form(s), c) for s, c in fitted[:5]])
 
 
 
-__all__ = ["Identification", "Probe", "identify", "observe", "probe"]
+__all__ = ["STEPS", "Identification", "Probe", "fit_observed", "identify", "observe", "probe"]

@@ -206,3 +206,47 @@ def run_frameworks(configs: list[Config], params: dict[str, np.ndarray],
 def per_step(grads: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     steps = len(next(iter(grads.values())))
     return [{n: g[t] for n, g in grads.items()} for t in range(steps)]
+
+
+#: Discrete arguments the random configurations vary where a preset has them (beside the neutral knobs).
+_DISCRETE_ARGS = {"nesterov": (False, True), "eps_in_sqrt": (False, True), "bias_correction": (False, True),
+                  "lr_in_momentum": (False, True), "decoupled_decay": (False, True), "maximize": (False, True),
+                  "initial_scale": (0.0, 1.0), "ms_init": (0.0, 1.0)}
+
+
+def random_configurations(preset: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` random native argument sets of ``preset`` (deterministic for a seed): every neutral knob it has
+    (decay 1 - 10^U(-3, -0.3), eps 10^U(-9, -2), momentum 0 or U(0.1, 0.95), centered, weight decay 0 or
+    10^U(-4, -1), each to three significant digits), the discrete arguments of `_DISCRETE_ARGS` it takes and
+    its required ones; draws the preset refuses are drawn again."""
+    import inspect
+    import zlib
+
+    from reference import implementations
+    from reference.errors import InputError
+
+    record = implementations.get(preset)
+    accepted = inspect.signature(record.preset).parameters
+    rng = np.random.default_rng([seed, zlib.crc32(preset.encode())])
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        short = lambda x: float(f"{x:.3g}")  # noqa: E731 - three digits, as people write them
+        draws = {"lr": short(10 ** rng.uniform(-3, -1.5)), "decay": short(1 - 10 ** rng.uniform(-3, -0.3)),
+                 "eps": short(10 ** rng.uniform(-9, -2)),
+                 "momentum": short(rng.uniform(0.1, 0.95)) if rng.random() < 0.5 else 0.0,
+                 "centered": bool(rng.random() < 0.5),
+                 "weight_decay": short(10 ** rng.uniform(-4, -1)) if rng.random() < 0.5 else 0.0}
+        kwargs = dict(record.required)
+        for knob, value in draws.items():
+            kwargs.update(record.knob_args(knob, value) or {})
+        for name, values in _DISCRETE_ARGS.items():
+            if name in accepted:
+                kwargs[name] = values[int(rng.integers(len(values)))]
+        if kwargs.get("centered") and kwargs.get("bias_correction"):
+            continue  # the bias-corrected centered variance is 0 at step 1 (v = m^2): ILL_CONDITIONED's case
+        try:
+            presets.get(preset)(**kwargs)
+        except (InputError, ValueError, TypeError):
+            continue
+        out.append(kwargs)
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -64,8 +66,46 @@ def test_presets_are_identified_as_themselves(name, kwargs) -> None:
     assert found.nearest == name and not found.differences, found.text()
 
 
-@pytest.mark.slow  # tens of seconds of fitting
-def test_a_hand_written_rmsprop_and_its_planted_bugs_are_named() -> None:
+# one per planted bug of issue 17: the user adapter (tests/planted_rmsprop.py), its arguments, and what the
+# identification must say (a substring of `identify`'s output)
+PLANTED = [
+    ("make_alpha_swapped", ["lr=0.01", "alpha=0.9"], "decay=0.1 (the arguments say 0.9)"),
+    ("make_eps_inside", ["lr=0.01", "eps=1e-06"], "eps_placement='inside' (the arguments say 'outside')"),
+    ("make_eps2_inside", ["lr=0.01", "eps=0.0001"], "eps=1e-08 (the arguments say 0.0001)"),
+    ("make_lr_in_buffer", ["lr=0.01", "momentum=0.9"], "lr_placement='in_buffer' (the arguments say 'after_buffer')"),
+    ("make_v0_one", ["lr=0.01"], "initial_accumulator=1.0 (the arguments say 0.0)"),
+    ("make_lr_float32", ["lr=0.01"], "the learning rate is rounded to float32"),
+    ("make_momentum_ignored", ["lr=0.01", "momentum=0.9"], "IGNORED: momentum=0.9 has no effect"),
+    ("make_coupled_decay", ["learning_rate=0.01", "weight_decay=0.01"],
+     "weight_decay_mode='coupled' (the arguments say 'decoupled')"),
+]
+
+
+@pytest.mark.slow  # a worker per probe and per audited argument
+@pytest.mark.parametrize(("factory", "args", "says"), PLANTED, ids=[p[0][5:] for p in PLANTED])
+def test_each_planted_bug_is_named_exactly(factory, args, says, capsys) -> None:
+    """identify --adapter on a small user adapter with one planted bug: the output names that bug (the knob,
+    its value, and what the arguments say) and nothing else is claimed to differ."""
+    from harness.cli import main
+
+    code = main(["identify", "--adapter", f"tests.planted_rmsprop:{factory}", *args])
+    out = capsys.readouterr().out
+    assert says in out, out
+    if factory == "make_eps2_inside":  # eps^2 inside: eps 1e-8 inside, both said
+        assert "eps_placement='inside' (the arguments say 'outside')" in out, out
+    if factory == "make_momentum_ignored":  # and the identification agrees: no momentum at all
+        assert "momentum=0.0 (the arguments say 0.9)" in out, out
+    if factory != "make_lr_float32":  # a float32 lr is a rounding, not a different knob
+        assert code == 1 and "NOT what the arguments say" in out, out
+        differences = out.split("NOT what the arguments say")[1].split("\n")[0]
+        expected = 2 if factory == "make_eps2_inside" else 1
+        assert differences.count("(the arguments say") == expected, out
+    assert "reproduced to rounding level" in out, out
+
+
+@pytest.mark.slow  # seconds of fitting
+def test_a_hand_written_step_function_and_its_planted_bugs_are_named() -> None:
+    """The Python API on a step function (no adapter): the right kernel is torch's RMSprop; each bug is named."""
     right = identify(_numpy_rmsprop())
     assert right.reproduces and right.nearest == "torch" and not right.differences, right.text()
     inside = identify(_numpy_rmsprop(bug="eps-inside"))
@@ -155,3 +195,88 @@ def test_a_recording_of_a_training_loop_is_identified(tmp_path) -> None:
     assert found.reproduces and found.nearest == "torch" and found.spec.momentum == 0.5, found.text()
     assert found.spec.decay == 0.9 and found.spec.eps_placement == "outside"
     assert main(["identify", "--recording", str(path), "--dry-run"]) == 0
+
+
+def _sweep_adapters() -> list[str]:
+    from harness.adapters import BUILTIN
+
+    return sorted(BUILTIN)
+
+
+#: Random configurations per adapter (issue 17: 20); RMSPROP_HARNESS_IDENTIFY_CONFIGS sets fewer or more.
+SWEEP = int(os.environ.get("RMSPROP_HARNESS_IDENTIFY_CONFIGS", "20"))
+
+
+@pytest.mark.framework
+@pytest.mark.parametrize("adapter", _sweep_adapters())
+def test_every_adapter_is_identified_as_its_own_preset(adapter) -> None:
+    """Random configurations of the adapter's own preset (tests/configs.py `random_configurations`: every
+    neutral knob, the discrete arguments it takes), each run through the real framework on the probe and
+    identified blind: the nearest implementation is the adapter's preset, the data are reproduced to rounding
+    level, and no knob differs from what the arguments say (beyond float32 roundings, which are reported, and
+    what the data cannot decide, which is measured)."""
+    import importlib.util
+
+    from configs import random_configurations
+
+    from harness.adapters import ADAPTERS
+    from harness.conformance.identify import Unsupported, identify_configurations
+
+    info = ADAPTERS[adapter]
+    module = {"torch": "torch", "keras": "keras", "tf_keras": "tf_keras", "tf_keras_legacy": "tf_keras",
+              "tf1": "tensorflow", "tf_raw": "tensorflow", "optax": "optax", "jax_example": "jax", "timm": "timm",
+              "sb3": "stable_baselines3", "pfrl": "pfrl", "paddle": "paddle", "bitsandbytes": "bitsandbytes",
+              "mlx": "mlx"}[info.family]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} not installed")
+    configurations = random_configurations(info.preset, SWEEP)
+    found = identify_configurations(adapter, configurations)
+    if all(isinstance(f, Unsupported) for f in found):
+        pytest.skip(f"{adapter} runs nowhere here: {found[0]}")
+    wrong = []
+    for kwargs, f in zip(configurations, found, strict=True):
+        claimed = presets.get(info.preset)(**kwargs)
+        if isinstance(f, Exception) or not (f.reproduces and f.nearest == info.preset and not f.versus(claimed)):
+            said = str(f) if isinstance(f, Exception) else f"{f.versus(claimed)}\n{f.text()}"
+            wrong.append(f"{kwargs}: {said}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.framework
+@pytest.mark.parametrize(("recipe", "module", "expected"), [
+    ("torch_loop.py", "torch", {"nearest": "torch", "decay": 0.9, "momentum": 0.5, "eps_placement": "outside"}),
+    ("optax_loop.py", "optax", {"also": "optax", "decay": 0.95, "momentum": 0.9, "eps": 1e-6}),
+    ("keras_loop.py", "keras", {"nearest": "keras", "decay": 0.8, "momentum": 0.5, "eps": 1e-5}),
+])
+def test_the_recipes_record_real_training_loops(recipe, module, expected, tmp_path) -> None:
+    """docs/identify.md's three-line recipes on real float32 training loops (tests/recipes/: a small MLP,
+    minibatch-free MSE, a learning rate that changes where the framework has a schedule), each run in its own
+    process; `identify --recording` names the optimizer and its values, judged in float32 budgets."""
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harness.conformance.identify import identify_recording
+
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} not installed")
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "run.npz"
+    env = {**os.environ, "PYTHONPATH": str(root), "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(root / "tests" / "recipes" / recipe), str(out)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = identify_recording(str(out))
+    assert found.reproduces and found.dtype == "float32", found.text()
+    names = [found.nearest, *found.also]
+    assert expected.get("nearest", found.nearest) == found.nearest and expected.get("also", names[0]) in names, \
+        found.text()
+    spec = found.spec
+    assert float(np.float32(spec.decay)) == float(np.float32(expected["decay"])), found.text()
+    assert float(np.float32(spec.momentum)) == float(np.float32(expected["momentum"])), found.text()
+    if "eps" in expected:
+        assert spec.eps == pytest.approx(expected["eps"], rel=1e-2), found.text()
+    if "eps_placement" in expected:
+        assert spec.effective_eps_placement == expected["eps_placement"], found.text()
+    assert spec.weight_decay_mode == "none" and not spec.centered, found.text()

@@ -174,16 +174,20 @@ def test_user_adapter_joins_only_the_cases_it_fits() -> None:
 
 
 @pytest.mark.slow  # two runs of the CLI, each a worker
-@pytest.mark.parametrize(("factory", "first", "says"), [
-    ("make_alpha_swapped", "state nu:", "the square average diverges"),
-    ("make_eps_inside", "parameters:", "the optimizer state agrees and the parameters do not"),
+@pytest.mark.parametrize(("factory", "first", "says", "knob"), [
+    ("make_alpha_swapped", "state nu:", "the square average diverges",
+     "the square average's weights swapped (decay=0.01"),
+    ("make_eps_inside", "parameters:", "the optimizer state agrees and the parameters do not",
+     "eps_placement='inside' (the arguments say 'outside') reproduces this run within tolerance"),
 ])
-def test_planted_bugs_are_explained_not_just_detected(tmp_path: Path, factory: str, first: str, says: str) -> None:
+def test_planted_bugs_are_explained_not_just_detected(tmp_path: Path, factory: str, first: str, says: str,
+                                                      knob: str) -> None:
     """issue 17: the accumulator's weights swapped shows in the state; eps inside the sqrt leaves the state right
-    and the update wrong: the reason says which, at step 1."""
+    and the update wrong: the reason says which, at step 1, and names the knob whose change reproduces the run."""
     proc = _cli("--adapter", f"tests.planted_rmsprop:{factory}", "--case", "own-defaults", "--out", str(tmp_path))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     summary = _summary(tmp_path)
     assert (summary["status"] == "fail").all()
     assert summary["reason"].str.startswith(first).all() and summary["reason"].str.contains(says).all()
     assert summary["reason"].str.contains("at step 1").all()
+    assert summary["reason"].str.contains(knob, regex=False).all(), summary["reason"].tolist()

@@ -14,31 +14,67 @@ from reference.errors import InputValueError
 from reference.identify import STEPS, Identification, Probe
 
 
-def observer(adapter: str, kwargs: dict[str, Any], dtype: str) -> Callable[[Probe], np.ndarray]:
-    """Runs a probe through ``adapter`` with its native ``kwargs`` (the probe's lr as a schedule)."""
+def observe_many(adapter: str, configurations: list[dict[str, Any]], dtype: str, pr: Probe
+                 ) -> list[np.ndarray | Exception]:
+    """The probe through ``adapter`` once per configuration (its native arguments; the probe's lr as a
+    schedule), all in one worker process: per configuration the parameters after every step, or the reason
+    it could not run (`Unsupported` for a dtype or knob the adapter lacks)."""
     from harness.conformance.worker import run_worker
 
-    def run(pr: Probe) -> np.ndarray:
-        k = pr.params0.size
-        task = Task(adapter=adapter, kwargs=kwargs, stream=StreamSpec("arrays", options={"grads": {"x": pr.grads}}),
-                    shapes={"x": (k,)}, params0={"x": pr.params0}, steps=STEPS, dtype=dtype,
-                    record_steps=tuple(range(1, STEPS + 1)), lrs=np.asarray(pr.lrs, np.float64))
-        out: dict[int, dict] = {}
-        run_worker([ADAPTERS[adapter]], [task], out.__setitem__)
-        payload = out[0]
+    k = pr.params0.size
+    tasks = [Task(adapter=adapter, kwargs=kw, stream=StreamSpec("arrays", options={"grads": {"x": pr.grads}}),
+                  shapes={"x": (k,)}, params0={"x": pr.params0}, steps=STEPS, dtype=dtype,
+                  record_steps=tuple(range(1, STEPS + 1)), lrs=np.asarray(pr.lrs, np.float64))
+             for kw in configurations]
+    out: dict[int, dict] = {}
+    run_worker([ADAPTERS[adapter]], tasks, out.__setitem__)
+    results: list[np.ndarray | Exception] = []
+    for i in range(len(tasks)):
+        payload = out[i]
         if payload["status"] == "unsupported":
-            raise Unsupported(str(payload.get("reason")))
-        if payload["status"] != "done":
-            raise InputValueError(f"{adapter} could not run the probe: {payload['status']}: {payload.get('reason')}")
-        return np.stack([s.params["x"] for s in payload["snapshots"]])
+            results.append(Unsupported(str(payload.get("reason"))))
+        elif payload["status"] != "done":
+            results.append(InputValueError(f"{adapter} could not run the probe: {payload['status']}: "
+                                           f"{payload.get('reason')}"))
+        else:
+            results.append(np.stack([s.params["x"] for s in payload["snapshots"]]))
+    return results
+
+
+def observer(adapter: str, kwargs: dict[str, Any], dtype: str) -> Callable[[Probe], np.ndarray]:
+    """Runs a probe through ``adapter`` with its native ``kwargs`` (`observe_many` of one)."""
+
+    def run(pr: Probe) -> np.ndarray:
+        result = observe_many(adapter, [kwargs], dtype, pr)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     return run
+
+
+def identify_configurations(adapter: str, configurations: list[dict[str, Any]]
+                            ) -> list[Identification | Exception]:
+    """`identify_adapter` for many argument sets at once (one worker runs every probe, in float64 or, where
+    the adapter does not run float64, float32): an identification per configuration, or why it could not
+    run."""
+    from reference.identify import fit_observed, probe
+
+    pr = probe()
+    try:
+        dtype = _observe(adapter, configurations[0], pr)[1] if configurations else "float64"
+    except InputValueError as exc:  # it runs in neither dtype here (a GPU-only variant on a CPU machine)
+        return [exc] * len(configurations)
+    results = observe_many(adapter, configurations, dtype, pr)
+    return [r if isinstance(r, Exception) else fit_observed(pr, r, dtype=dtype, prefer=ADAPTERS[adapter].preset)
+            for r in results]
 
 
 def identify_recording(path: str, lr: float | None = None, steps: int = 48, elements: int = 128) -> Identification:
     """What produced a recording's ``trajectory/`` from its ``grads/``, ``params/`` and ``lr`` (or a constant
     ``lr``): every tensor flattened into one vector (RMSprop is elementwise), the first ``steps`` steps and up
-    to ``elements`` evenly spaced elements (enough to decide every knob, small enough to fit quickly)."""
+    to ``elements`` evenly spaced elements (enough to decide every knob, small enough to fit quickly); judged
+    in float32 budgets when every recorded parameter is a float32 number (a float32 training loop)."""
     from pathlib import Path
 
     from harness.base.recordings import Recording
@@ -64,7 +100,10 @@ def identify_recording(path: str, lr: float | None = None, steps: int = 48, elem
     g, obs = flat(grads), flat(trajectory)
     p0 = np.concatenate([np.asarray(params0[n], np.float64).ravel() for n in names])
     pick = np.unique(np.linspace(0, p0.size - 1, min(elements, p0.size)).astype(int))
-    return fit_observed(Probe(p0[pick], g[:, pick], lrs), obs[:, pick])
+    # a float32 training loop (the usual one) is judged in float32 budgets: its values all are float32 numbers
+    with np.errstate(all="ignore"):
+        narrow = bool(np.array_equal(obs.astype(np.float32).astype(np.float64), obs, equal_nan=True))
+    return fit_observed(Probe(p0[pick], g[:, pick], lrs), obs[:, pick], dtype="float32" if narrow else "float64")
 
 
 class Unsupported(InputValueError):
@@ -119,4 +158,5 @@ def _ignored(adapter: str, kwargs: dict[str, Any], required: dict[str, Any], pr:
     return out
 
 
-__all__ = ["Unsupported", "identify_adapter", "identify_recording", "observer"]
+__all__ = ["Unsupported", "identify_adapter", "identify_configurations", "identify_recording", "observe_many",
+           "observer"]

@@ -38,6 +38,7 @@ from harness.adapters import ADAPTERS
 from harness.base import environment, options, schema
 from harness.compare.parity import parity
 from harness.conformance.cases import Suite
+from harness.conformance.knob import explaining_knob
 from harness.conformance.metrics import ReferencePoint, reference_points
 from harness.conformance.plan import Planned, RunError, plan
 from harness.conformance.suite import load_suite
@@ -111,6 +112,10 @@ def _measure(p: Planned, payload: dict, references: _References, suite: str) -> 
     points = references.get(p)
     rows = divergence_rows(p, payload["snapshots"], points, suite)
     status, reason, used = verdict(rows, [points[s.step] for s in payload["snapshots"]])
+    if status == "fail":
+        knob = explaining_knob(p, payload["snapshots"])
+        if knob is not None:
+            reason += f"; {knob} reproduces this run within tolerance"
     return (summary_row(p, suite, status, reason, rows, payload, used), rows,
             ulp_rows(p, payload["snapshots"], points, suite))
 
