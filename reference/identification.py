@@ -46,8 +46,8 @@ class Identification:
             if name == "hyperparam_rounding" or "-" in (a, b) or a == b or {a, b} <= _ROUNDING_ONLY.get(name, set()):
                 continue
             if isinstance(a, float) and isinstance(b, float) and (
-                    float(np.float32(b)) == a or abs(a - b) <= 2 * self.resolution.get(name, 0.0) * abs(a)):
-                continue  # a float32 rounding (`roundings` says it), or closer than the data decide
+                    float(np.float32(b)) == a or abs(a - b) <= max(2 * self.resolution.get(name, 0.0), 1e-12) * abs(a)):
+                continue  # a float32 rounding (`roundings` says it), closer than the data decide, or float64 noise
             out.append(f"{name}={a!r} (the arguments say {b!r})")
         return out
 
@@ -114,9 +114,19 @@ def form(spec: RMSpropSpec) -> str:
 def takes(name: str, spec: RMSpropSpec) -> bool:
     """Whether implementation ``name``'s arguments can express ``spec``, or a spec that differs from it in
     rounding only (`_ROUNDING_ONLY`)."""
+    from . import implementations
     from .translate import Unsupported, native_args
 
-    for candidate in _same_mathematics(spec):
+    candidates = _same_mathematics(spec)
+    try:
+        own = implementations.get(name).defaults()
+    except (KeyError, ValueError, TypeError):
+        own = None
+    if own is not None and own.state_quantization != "none" and spec.state_quantization == "none":
+        # an 8-bit state leaves a tensor below its minimum size in float32: the same semantics there
+        candidates += [c.replace(state_quantization=own.state_quantization,
+                                 state_quantization_min_size=own.state_quantization_min_size) for c in candidates]
+    for candidate in candidates:
         try:
             native_args(name, candidate)
             return True

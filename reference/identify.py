@@ -1,23 +1,18 @@
-"""Which RMSprop is this? Designed probes, a closed-form start and a fit, on any step function.
+"""Which RMSprop is this? The designed probe (`reference.probe`), scanned starts and fits, on any step function.
 
 An implementation is driven as a black box, ``factory(params0) -> step(grads, lr) -> params`` (float64
-NumPy), on one designed probe: a tensor of independent elements, each an experiment whose gradients
-separate one knob (see `probe`), under a learning rate that changes half-way (the two momentum forms agree
-exactly while lr is constant). Then:
+NumPy), on one designed probe, or observed by an adapter's worker, or read from a recording. Then
+(docs/identify.md has the whole method and the probe that decides each knob):
 
-1. closed forms read what the probe isolates: ``maximize`` from the sign of the first step; the momentum
-   coefficient from the pulse elements (after the gradient stops, each step is ``mu`` times the last); the
-   weight decay mode from the elements far from zero with no gradient (decoupled decay moves them in
-   proportion to ``p``, coupled decay by a normalised step whatever ``p``, none not at all);
-2. every remaining discrete form (eps inside or outside the sqrt, centered and its order, the start of the
-   square average, where lr enters the momentum buffer, nesterov) is fitted: least squares over the
-   continuous knobs (decay, eps, momentum, weight decay) on the whole trajectory, residuals relative to
-   each element's budget scale;
-3. the best form is checked at rounding level: the residual in float64 rounding budgets against the
-   a-priori tolerance (`reference.budget.rounding_tolerance`), with the learning rate exact or rounded to
-   float32 (the one input the probe controls);
-4. the result is named after the nearest implementation record: its preset with these knobs, or the one
-   whose defaults differ in the fewest discrete knobs, with the differences listed.
+1. closed forms read what the probe isolates: maximize, the momentum coefficient, the weight decay mode;
+2. every remaining discrete form gets a start from scans of the groups that isolate its knobs (`_rank`; a
+   grid where there are no groups: a recording), the best are refined by quick least-squares fits and then
+   fitted fully, in that order, until one reproduces the data to rounding level (`_search`);
+3. a near miss is refitted with the learning rate or the decoupled factor rounded to float32 (`_roundings`),
+   and bias-corrected forms are searched when nothing reproduces;
+4. the values are snapped to the shortest decimals that reproduce as well, forms that differ in rounding only
+   are settled, what the data cannot decide is said, and each value's resolution is measured
+   (`reference.decided`); the result is named after the nearest implementation record.
 """
 
 from __future__ import annotations
@@ -163,16 +158,26 @@ def _equivalent(spec: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray
 
 
 def identify(factory: Factory | None = None, seed: int = 0,
-             observer: Callable[[Probe], np.ndarray] | None = None, dtype: str = "float64",
+             observer: Callable[[Probe], np.ndarray] | None = None, dtype: str | None = None,
              prefer: str | None = None) -> Identification:
     """The `RMSpropSpec` that reproduces the black box ``factory`` (module docstring); ``observer`` instead runs
     the probe some other way (a framework's worker) and returns the parameters after every step. ``dtype``:
-    the arithmetic the implementation ran in (float32 for one that computes in float32), whose rounding budget
-    judges the residual. ``prefer``: the implementation to name first when several take the semantics (the
-    one the adapter claims)."""
+    the arithmetic the implementation ran in, whose rounding budget judges the residual; by default float32
+    when every value it returned is a float32 number (a kernel that computes in float32), else float64.
+    ``prefer``: the implementation to name first when several take the semantics (the one the adapter
+    claims)."""
     pr = probe(seed)
     obs = observer(pr) if observer is not None else observe(factory, pr)
-    return fit_observed(pr, obs, dtype=dtype, prefer=prefer)
+    return fit_observed(pr, obs, dtype=dtype or arithmetic(obs), prefer=prefer)
+
+
+def arithmetic(obs: np.ndarray) -> str:
+    """"float32" when every observed value is a float32 number (what a float32 implementation returns, widened),
+    else "float64"."""
+    with np.errstate(all="ignore"):
+        narrow = np.array_equal(np.asarray(obs, np.float64).astype(np.float32).astype(np.float64), obs,
+                                equal_nan=True)
+    return "float32" if narrow else "float64"
 
 
 _MOMENTUM_FORMS = (("in_buffer", False), ("after_buffer", False), ("in_buffer", True), ("after_buffer", True))
@@ -319,4 +324,4 @@ def fit_observed(pr: Probe, obs: np.ndarray, *, dtype: str = "float64", prefer: 
 
 
 
-__all__ = ["STEPS", "Identification", "Probe", "fit_observed", "identify", "observe", "probe"]
+__all__ = ["STEPS", "Identification", "Probe", "arithmetic", "fit_observed", "identify", "observe", "probe"]

@@ -120,6 +120,26 @@ def test_a_hand_written_step_function_and_its_planted_bugs_are_named() -> None:
     assert eps2.reproduces and eps2.spec.eps_placement == "inside" and eps2.spec.eps == pytest.approx(1e-8)
 
 
+@pytest.mark.slow  # seconds of fitting
+def test_a_float32_kernel_is_judged_in_float32() -> None:
+    """A step function that computes in float32 (as most kernels do) is judged in float32 budgets without being
+    told: every value it returns is a float32 number."""
+    def factory(p0):
+        state = {"p": p0.astype(np.float32), "v": np.zeros(p0.shape, np.float32), "b": np.zeros(p0.shape, np.float32)}
+
+        def step(g, lr):
+            g, lr32 = g.astype(np.float32), np.float32(lr)
+            state["v"] = np.float32(0.95) * state["v"] + np.float32(0.05) * g * g
+            state["b"] = np.float32(0.9) * state["b"] + g / (np.sqrt(state["v"]) + np.float32(1e-6))
+            state["p"] = state["p"] - lr32 * state["b"]
+            return state["p"].astype(np.float64)
+        return step
+
+    found = identify(factory)
+    assert found.dtype == "float32" and found.reproduces and found.nearest == "torch", found.text()
+    assert float(np.float32(found.spec.decay)) == np.float32(0.95) and found.spec.eps_placement == "outside"
+
+
 @pytest.mark.slow  # tens of seconds of fitting
 def test_what_no_rmsprop_computes_is_said() -> None:
     def adam_like(p0):
@@ -217,10 +237,9 @@ def test_every_adapter_is_identified_as_its_own_preset(adapter) -> None:
     what the data cannot decide, which is measured)."""
     import importlib.util
 
-    from configs import random_configurations
-
     from harness.adapters import ADAPTERS
     from harness.conformance.identify import Unsupported, identify_configurations
+    from tests.configs import random_configurations
 
     info = ADAPTERS[adapter]
     module = {"torch": "torch", "keras": "keras", "tf_keras": "tf_keras", "tf_keras_legacy": "tf_keras",

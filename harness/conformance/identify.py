@@ -78,7 +78,7 @@ def identify_recording(path: str, lr: float | None = None, steps: int = 48, elem
     from pathlib import Path
 
     from harness.base.recordings import Recording
-    from reference.identify import Probe, fit_observed
+    from reference.identify import Probe, arithmetic, fit_observed
 
     rec = Recording(Path(path))
     params0 = rec.params()
@@ -101,9 +101,7 @@ def identify_recording(path: str, lr: float | None = None, steps: int = 48, elem
     p0 = np.concatenate([np.asarray(params0[n], np.float64).ravel() for n in names])
     pick = np.unique(np.linspace(0, p0.size - 1, min(elements, p0.size)).astype(int))
     # a float32 training loop (the usual one) is judged in float32 budgets: its values all are float32 numbers
-    with np.errstate(all="ignore"):
-        narrow = bool(np.array_equal(obs.astype(np.float32).astype(np.float64), obs, equal_nan=True))
-    return fit_observed(Probe(p0[pick], g[:, pick], lrs), obs[:, pick], dtype="float32" if narrow else "float64")
+    return fit_observed(Probe(p0[pick], g[:, pick], lrs), obs[:, pick], dtype=arithmetic(obs))
 
 
 class Unsupported(InputValueError):
