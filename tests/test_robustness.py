@@ -233,8 +233,11 @@ def test_workers_die_with_the_driver(tmp_path, sig) -> None:
     suite = _suite(tmp_path, cases=2)
     out = tmp_path / "run"
     env = {**os.environ, "FAKE_0": "hang", "FAKE_1": "hang", "TMPDIR": str(private)}
+    # Ctrl-C's default action in the driver: a test process may ignore SIGINT (pytest-xdist's workers do), and an
+    # ignored signal stays ignored across exec
     driver = subprocess.Popen(_run_cmd(suite, out), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     workers: list[int] = []
     while not workers and time.monotonic() < deadline:

@@ -49,6 +49,9 @@ def test_deliberately_wrong_adapter_fails_with_a_clear_reason(tmp_path: Path) ->
     buggy = summary[summary["adapter"] == "my_rmsprop_buggy"]
     assert set(buggy["status"]) == {"fail"} and set(buggy["dtype"]) == {"float32", "float64"}
     assert buggy["reason"].str.match(r"parameters: \S+ budgets > tolerance \S+ at step 1 \(max abs err").all()
+    # and the knob that explains it, from the run's own snapshots (harness/conformance/knob.py)
+    knob = "eps=1e-07 (the arguments say 1e-08) reproduces this run within tolerance"
+    assert buggy["reason"].str.endswith(knob).all()
     assert set(summary.loc[summary["adapter"] == "torch.single", "status"]) == {"ok"}
     assert "own-defaults / my_rmsprop_buggy [float32@cpu]: fail: parameters:" in proc.stdout
 
