@@ -157,18 +157,57 @@ def _equivalent(spec: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray
     return spec, undecided
 
 
-def identify(factory: Factory | None = None, seed: int = 0,
+def identify(fn: Callable[..., Any] | None = None, seed: int = 0,
              observer: Callable[[Probe], np.ndarray] | None = None, dtype: str | None = None,
-             prefer: str | None = None) -> Identification:
-    """The `RMSpropSpec` that reproduces the black box ``factory`` (module docstring); ``observer`` instead runs
-    the probe some other way (a framework's worker) and returns the parameters after every step. ``dtype``:
-    the arithmetic the implementation ran in, whose rounding budget judges the residual; by default float32
-    when every value it returned is a float32 number (a kernel that computes in float32), else float64.
-    ``prefer``: the implementation to name first when several take the semantics (the one the adapter
-    claims)."""
+             prefer: str | None = None, init: Callable[[np.ndarray], Any] | None = None) -> Identification:
+    """The `RMSpropSpec` that reproduces the black box ``fn`` (module docstring), given as any of:
+
+    * a step function ``step(params, grads, lr) -> params`` (its state its own: a closure, a bound method);
+    * a step function with explicit state ``step(params, grads, lr, state) -> (params, state)``, the state
+      starting as ``init(params0)`` (or None without ``init``);
+    * a factory ``factory(params0) -> step(grads, lr) -> params``.
+
+    Arrays are float64 NumPy. ``observer`` instead runs the probe some other way (a framework's worker) and
+    returns the parameters after every step. ``dtype``: the arithmetic the implementation ran in, whose rounding
+    budget judges the residual; by default float32 when every value it returned is a float32 number (a kernel
+    that computes in float32), else float64. ``prefer``: the implementation to name first when several take
+    the semantics (the one the adapter claims)."""
     pr = probe(seed)
-    obs = observer(pr) if observer is not None else observe(factory, pr)
+    obs = observer(pr) if observer is not None else observe(as_factory(fn, init), pr)
     return fit_observed(pr, obs, dtype=dtype or arithmetic(obs), prefer=prefer)
+
+
+def as_factory(fn: Callable[..., Any] | None, init: Callable[[np.ndarray], Any] | None = None) -> Factory:
+    """``fn`` in the factory form `identify` drives, from its number of positional parameters: one (a factory),
+    three (``step(params, grads, lr)``) or four (``step(params, grads, lr, state)``)."""
+    import inspect
+
+    if fn is None:
+        raise TypeError("identify needs a step function, a factory or an observer")
+    try:
+        arity = len([p for p in inspect.signature(fn).parameters.values()
+                     if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty])
+    except (TypeError, ValueError):  # a builtin without a signature: taken as a factory
+        arity = 1
+    if arity == 1 and init is None:
+        return fn
+    if arity not in (3, 4):
+        raise TypeError(f"identify: {getattr(fn, '__name__', fn)!r} takes {arity} arguments; give a factory "
+                        "(params0), a step (params, grads, lr) or a step with state (params, grads, lr, state)")
+
+    def factory(params0: np.ndarray) -> Callable[[np.ndarray, float], np.ndarray]:
+        box = {"p": params0.copy(), "s": init(params0.copy()) if init is not None else None}
+
+        def step(grads: np.ndarray, lr: float) -> np.ndarray:
+            if arity == 3:
+                box["p"] = np.asarray(fn(box["p"], grads, lr), np.float64)
+            else:
+                p, box["s"] = fn(box["p"], grads, lr, box["s"])
+                box["p"] = np.asarray(p, np.float64)
+            return box["p"]
+        return step
+
+    return factory
 
 
 def arithmetic(obs: np.ndarray) -> str:
@@ -324,4 +363,5 @@ def fit_observed(pr: Probe, obs: np.ndarray, *, dtype: str = "float64", prefer: 
 
 
 
-__all__ = ["STEPS", "Identification", "Probe", "arithmetic", "fit_observed", "identify", "observe", "probe"]
+__all__ = ["STEPS", "Identification", "Probe", "arithmetic", "as_factory", "fit_observed", "identify", "observe",
+           "probe"]

@@ -121,6 +121,31 @@ def test_a_hand_written_step_function_and_its_planted_bugs_are_named() -> None:
 
 
 @pytest.mark.slow  # seconds of fitting
+def test_step_functions_in_every_form_are_identified() -> None:
+    """The API takes what people write: ``step(params, grads, lr)`` holding its own state (a bound method),
+    ``step(params, grads, lr, state) -> (params, state)`` with or without ``init``, and a factory."""
+    class Kernel:  # an object with a step method, state inside
+        def __init__(self):
+            self.v = None
+
+        def step(self, p, g, lr):
+            self.v = np.zeros_like(p) if self.v is None else self.v
+            self.v = 0.9 * self.v + 0.1 * g * g
+            return p - lr * g / np.sqrt(self.v + 1e-6)
+
+    def functional(p, g, lr, state):  # optax-like: the state passed in and out, None at first
+        v = 0.9 * (np.zeros_like(p) if state is None else state) + 0.1 * g * g
+        return p - lr * g / np.sqrt(v + 1e-6), v
+
+    for found in (identify(Kernel().step), identify(functional),
+                  identify(functional, init=lambda p: np.zeros_like(p))):
+        assert found.reproduces and found.spec.eps_placement == "inside" and found.spec.eps == 1e-6, found.text()
+        assert found.spec.decay == 0.9 and found.nearest == "keras", found.text()
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        identify(lambda p, g: p)
+
+
+@pytest.mark.slow  # seconds of fitting
 def test_a_float32_kernel_is_judged_in_float32() -> None:
     """A step function that computes in float32 (as most kernels do) is judged in float32 budgets without being
     told: every value it returns is a float32 number."""
