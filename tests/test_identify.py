@@ -324,3 +324,47 @@ def test_the_recipes_record_real_training_loops(recipe, module, expected, tmp_pa
     if "eps_placement" in expected:
         assert spec.effective_eps_placement == expected["eps_placement"], found.text()
     assert spec.weight_decay_mode == "none" and not spec.centered, found.text()
+
+
+# Third-party RMSprops, transcribed from their sources as step functions (none has a record or an adapter here)
+def _mxnet_centered(p, g, lr, state):  # MXNet's RMSProp(centered=True), Graves 2013: lr inside the momentum
+    n, gavg, delta = state if state is not None else (np.zeros_like(p),) * 3
+    n = 0.05 * g * g + 0.95 * n
+    gavg = 0.05 * g + 0.95 * gavg
+    delta = 0.9 * delta - lr * g / np.sqrt(n - gavg * gavg + 1e-8)
+    return p + delta, (n, gavg, delta)
+
+
+def _lasagne(p, g, lr, state):  # Lasagne's rmsprop: eps inside the sqrt
+    accu = 0.9 * (np.zeros_like(p) if state is None else state) + 0.1 * g * g
+    return p - lr * g / np.sqrt(accu + 1e-6), accu
+
+
+def _caffe(p, g, lr, state):  # Caffe's RMSProp solver with L2 weight decay in the gradient
+    g = g + 5e-4 * p
+    v = 0.98 * (np.zeros_like(p) if state is None else state) + 0.02 * g * g
+    return p - lr * g / (np.sqrt(v) + 1e-8), v
+
+
+def _chainer32(p, g, lr, state):  # Chainer's RMSprop on float32 arrays
+    p32, g32 = p.astype(np.float32), g.astype(np.float32)
+    ms = np.float32(0.99) * (np.zeros_like(p32) if state is None else state) + np.float32(0.01) * g32 * g32
+    return (p32 - np.float32(lr) * g32 / (np.sqrt(ms) + np.float32(1e-8))).astype(np.float64), ms
+
+
+@pytest.mark.slow  # seconds of fitting each
+@pytest.mark.parametrize(("step", "nearest", "knobs"), [
+    (_mxnet_centered, "keras", {"decay": 0.95, "eps": 1e-8, "momentum": 0.9, "centered": True,
+                                "eps_placement": "inside", "lr_placement": "in_buffer"}),
+    (_lasagne, "keras", {"decay": 0.9, "eps": 1e-6, "eps_placement": "inside"}),
+    (_caffe, "torch", {"decay": 0.98, "eps": 1e-8, "weight_decay": 5e-4, "weight_decay_mode": "coupled"}),
+    (_chainer32, "torch", {"decay": float(np.float32(0.99)), "eps": float(np.float32(1e-8))}),
+], ids=["mxnet-centered", "lasagne", "caffe", "chainer-float32"])
+def test_third_party_rmsprops_are_identified(step, nearest, knobs) -> None:
+    """Implementations the harness has no record of are named by the nearest record that computes the same
+    (MXNet's centered RMSProp is Keras' centered form with momentum), with their values."""
+    found = identify(step)
+    assert found.reproduces and found.nearest == nearest, found.text()
+    for name, value in knobs.items():
+        got = getattr(found.spec, name)
+        assert got == (pytest.approx(value, rel=1e-6) if isinstance(value, float) else value), (name, found.text())
