@@ -70,19 +70,16 @@ def fitted_names(base: RMSpropSpec) -> list[str]:
 
 
 def grid(base: RMSpropSpec, obs: np.ndarray, params0: np.ndarray, grads: np.ndarray, lrs: np.ndarray,
-         scale: np.ndarray, axes: dict[str, Sequence[float]], extra: Sequence[dict[str, float]] = ()
-         ) -> tuple[dict[str, float], float]:
+         scale: np.ndarray, axes: dict[str, Sequence[float]]) -> tuple[RMSpropSpec, float]:
     """The best point of a grid over the knobs ``base`` uses (``axes[name]``: the values to try, on the fitted
-    scale of `fit`; a knob without an axis keeps ``base``'s value) and of the ``extra`` settings, evaluated in
-    one batch: ``(values, cost)``."""
+    scale of `fit`; a knob without an axis keeps ``base``'s value, an axis ``base`` does not use is ignored),
+    evaluated in one batch: ``(spec, cost)``."""
     names = [n for n in fitted_names(base) if n in axes]
     mesh = np.meshgrid(*[np.asarray(axes[n], np.float64) for n in names], indexing="ij")
     values = {n: _from_scale(n, m.ravel()) for n, m in zip(names, mesh, strict=True)}
-    for e in extra:
-        values = {n: np.append(v, e.get(n, getattr(base, n))) for n, v in values.items()}
     cost = 0.5 * np.sum(residuals(base, values, obs, params0, grads, lrs, scale) ** 2, axis=1)
     i = int(np.argmin(cost))
-    return {n: float(v[i]) for n, v in values.items()}, float(cost[i])
+    return base.replace(**{n: float(v[i]) for n, v in values.items()}), float(cost[i])
 
 
 def _from_scale(name: str, x: np.ndarray) -> np.ndarray:
@@ -94,11 +91,10 @@ def _from_scale(name: str, x: np.ndarray) -> np.ndarray:
 
 
 def fit(base: RMSpropSpec, obs: np.ndarray, params0: np.ndarray, grads: np.ndarray, lrs: np.ndarray,
-        scale: np.ndarray, starts: Sequence[dict[str, float]], max_nfev: int = 400, enough: float = 1e-20
-        ) -> tuple[RMSpropSpec, float]:
-    """Least squares over the continuous knobs ``base`` uses (`fitted_names`), from each start in turn until
-    one reaches the cost ``enough`` (rounding level): the best ``(spec, cost)``, cost as SciPy's (half the sum
-    of squares). Decay, eps and weight decay are fitted on a log scale (``log10(1 - decay)``)."""
+        scale: np.ndarray, start: dict[str, float], max_nfev: int = 400) -> tuple[RMSpropSpec, float]:
+    """Least squares over the continuous knobs ``base`` uses (`fitted_names`) from ``start``: ``(spec, cost)``,
+    the cost as SciPy's (half the sum of squares; infinite when the fit cannot start). Decay, eps and weight
+    decay are fitted on a log scale (``log10(1 - decay)``)."""
     from scipy.optimize import least_squares
 
     names = fitted_names(base)
@@ -115,22 +111,15 @@ def fit(base: RMSpropSpec, obs: np.ndarray, params0: np.ndarray, grads: np.ndarr
         r = residuals(base, values_of(xs), obs, params0, grads, lrs, scale)
         return ((r[1:] - r[0]) / h[:, None]).T
 
-    best: tuple[RMSpropSpec, float] | None = None
-    for start in starts:
-        x0 = [math.log10(max(1 - start["decay"], 1e-12)), math.log10(max(start["eps"], 1e-30))]
-        x0 += [start["momentum"]] if "momentum" in names else []
-        x0 += [math.log10(max(start["weight_decay"] or 1e-2, 1e-12))] if "weight_decay" in names else []
-        try:
-            res = least_squares(fun, x0, jac=jac, method="lm", max_nfev=max_nfev, xtol=1e-15, ftol=1e-15,
-                                gtol=1e-15)
-        except (ValueError, FloatingPointError):
-            continue
-        if best is None or res.cost < best[1]:
-            v = values_of(res.x[None])
-            best = (base.replace(**{n: float(v[n][0]) for n in names}), float(res.cost))
-        if best[1] <= enough:
-            break
-    return best if best is not None else (base, math.inf)
+    x0 = [math.log10(max(1 - start["decay"], 1e-12)), math.log10(max(start["eps"], 1e-30))]
+    x0 += [start["momentum"]] if "momentum" in names else []
+    x0 += [math.log10(max(start["weight_decay"] or 1e-2, 1e-12))] if "weight_decay" in names else []
+    try:
+        res = least_squares(fun, x0, jac=jac, method="lm", max_nfev=max_nfev, xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    except (ValueError, FloatingPointError):
+        return base, math.inf
+    v = values_of(res.x[None])
+    return base.replace(**{n: float(v[n][0]) for n in names}), float(res.cost)
 
 
 __all__ = ["fit", "fitted_names", "grid", "residuals", "trajectories"]

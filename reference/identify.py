@@ -26,7 +26,7 @@ import numpy as np
 
 from . import decided as data
 from .budget import UNIT_ROUNDOFF, budget_scale, run_tolerance
-from .fitting import fit, residuals
+from .fitting import fit, grid
 from .identification import Identification, form, nearest, takes
 from .probe import STEPS, Factory, Probe, decay_modes, observe, probe, read_decay, read_momentum, scan
 from .rmsprop import run_reference
@@ -45,7 +45,7 @@ def _fit(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start
               for i in range(3) for j in range(3)]
     best = (base, math.inf)
     for s in {tuple(sorted(s.items())): s for s in starts}.values():
-        best = min(best, data.settle(fit(base, obs, pr.params0, pr.grads, pr.lrs, scale, [s]), obs, pr, scale, enough),
+        best = min(best, data.settle(fit(base, obs, pr.params0, pr.grads, pr.lrs, scale, s), obs, pr, scale, enough),
                    key=lambda sc: sc[1])
         if best[1] <= enough:
             return best
@@ -53,7 +53,7 @@ def _fit(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start
         # eps fitted away on its log scale (its pull vanishes with it) where the other knobs absorb its effect:
         # again from every decade of eps with the others as fitted
         for k in range(-12, -1):
-            again = fit(base, obs, pr.params0, pr.grads, pr.lrs, scale, [{**data.knob_values(best[0]), "eps": 10.0**k}])
+            again = fit(base, obs, pr.params0, pr.grads, pr.lrs, scale, {**data.knob_values(best[0]), "eps": 10.0**k})
             best = min(best, data.settle(again, obs, pr, scale, enough), key=lambda sc: sc[1])
             if best[1] <= enough:
                 break
@@ -61,27 +61,20 @@ def _fit(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start
 
 
 def _rank_grid(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray) -> tuple[RMSpropSpec, float]:
-    """A form's best point on a grid, for data without the probe's groups (a recording: no element isolates a
-    knob): ``1 - decay`` by fifths of a decade, eps by decades, momentum and weight decay at three values where
-    the form has them; on 32 elements and the first 12 steps, in one batched evaluation."""
+    """A form's best point on a grid (`fitting.grid`), for data without the probe's groups (a recording: no
+    element isolates a knob): ``1 - decay`` by fifths of a decade, eps by decades, momentum and weight decay at
+    three values where the form has them; on 32 elements and the first 12 steps. Its cost on all the data."""
     k = np.unique(np.linspace(0, pr.params0.size - 1, min(32, pr.params0.size)).astype(int))
     t = min(12, len(pr.grads))
-    axes: dict[str, Any] = {"decay": 1 - 10.0 ** np.arange(-3.0, -0.1, 0.2), "eps": 10.0 ** np.arange(-12.0, 0.0)}
-    if base.momentum:
-        axes["momentum"] = np.array([0.5, 0.9, 0.99])
-    if base.weight_decay_mode != "none":
-        axes["weight_decay"] = np.array([1e-3, 1e-2, 1e-1])
-    mesh = np.meshgrid(*axes.values(), indexing="ij")
-    values = {n: m.ravel() for n, m in zip(axes, mesh, strict=True)}
-    r = residuals(base, values, obs[:t, k], pr.params0[k], pr.grads[:t, k], pr.lrs[:t], scale[:t, k])
-    i = int(np.argmin(np.sum(r**2, axis=1)))
-    spec = base.replace(**{n: float(v[i]) for n, v in values.items()})
+    axes = {"decay": np.arange(-3.0, -0.1, 0.2), "eps": np.arange(-12.0, 0.0), "momentum": [0.5, 0.9, 0.99],
+            "weight_decay": [-3.0, -2.0, -1.0]}  # on the fitted scale: log10(1 - decay), log10 eps and wd
+    spec, _ = grid(base, obs[:t, k], pr.params0[k], pr.grads[:t, k], pr.lrs[:t], scale[:t, k], axes)
     return spec, data.cost_of(spec, obs, pr, scale) / 2
 
 
 def _rank(base: RMSpropSpec, obs: np.ndarray, pr: Probe, scale: np.ndarray, start: dict[str, Any]
           ) -> tuple[RMSpropSpec, float]:
-    """A form's start, read from the probe's groups by scans (`_scan`) in turn, and its cost there: the decay
+    """A form's start, read from the probe's groups by scans (`probe.scan`) in turn, and its cost there: the decay
     from the first step of the large gradients (eps and weight decay do not matter there; momentum only
     through nesterov's ``1 + mu``), eps from the first step of the tiny ones, and, where the closed forms could
     not read them, coupled weight decay and momentum from the first steps of the gradients beside a decaying
@@ -243,7 +236,7 @@ def _search(forms: list[RMSpropSpec], obs: np.ndarray, pr: Probe, scale: np.ndar
                        None)
         if best_of is not None and best_of not in quick:
             quick.append(best_of)
-    coarse = sorted((fit(s, obs, pr.params0, pr.grads, pr.lrs, scale, [{**start, **data.knob_values(s)}], max_nfev=60)
+    coarse = sorted((fit(s, obs, pr.params0, pr.grads, pr.lrs, scale, {**start, **data.knob_values(s)}, max_nfev=60)
                      for s, _ in quick), key=lambda sc: sc[1]) + [r for r in ranked if r not in quick]
     chosen = list(coarse[:4])
     for key in itertools.product(("inside", "outside"), (0.0, 1.0)):

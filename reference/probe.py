@@ -126,10 +126,8 @@ def decay_modes(obs: np.ndarray, pr: Probe) -> list[tuple[str, float]]:
 def scan(base: RMSpropSpec, obs: np.ndarray, pr: Probe, group: str, steps: int, axes: dict[str, np.ndarray]
           ) -> list[dict[str, float]]:
     """The settings of ``axes`` (a grid, one batched evaluation) ordered by how well the first ``steps`` steps
-    of the elements of ``group`` match, in relative error of each element's moves. Data without the probe's
-    groups (a recording) are scanned over all their elements and twice the steps (no element isolates a knob)."""
-    k = pr.groups.get(group, list(range(pr.params0.size)))
-    steps = steps if group in pr.groups else min(2 * steps + 2, len(pr.grads))
+    of the elements of ``group`` match, in relative error of each element's moves."""
+    k = pr.groups[group]
     mesh = np.meshgrid(*axes.values(), indexing="ij")
     values = {n: m.ravel() for n, m in zip(axes, mesh, strict=True)}
     ref = trajectories(base, values, pr.params0[k], pr.grads[:steps, k], pr.lrs[:steps])

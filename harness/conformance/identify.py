@@ -55,17 +55,12 @@ def observer(adapter: str, kwargs: dict[str, Any], dtype: str) -> Callable[[Prob
 
 def identify_configurations(adapter: str, configurations: list[dict[str, Any]]
                             ) -> list[Identification | Exception]:
-    """`identify_adapter` for many argument sets at once (one worker runs every probe, in float64 or, where
-    the adapter does not run float64, float32): an identification per configuration, or why it could not
-    run."""
+    """`identify_adapter` for many argument sets at once (one worker runs every probe, `_observe_all`): an
+    identification per configuration, or why it could not run."""
     from reference.identify import fit_observed, probe
 
     pr = probe()
-    try:
-        dtype = _observe(adapter, configurations[0], pr)[1] if configurations else "float64"
-    except InputValueError as exc:  # it runs in neither dtype here (a GPU-only variant on a CPU machine)
-        return [exc] * len(configurations)
-    results = observe_many(adapter, configurations, dtype, pr)
+    results, dtype = _observe_all(adapter, configurations, pr)
     return [r if isinstance(r, Exception) else fit_observed(pr, r, dtype=dtype, prefer=ADAPTERS[adapter].preset)
             for r in results]
 
@@ -108,13 +103,15 @@ class Unsupported(InputValueError):
     """The adapter refuses the probe as asked (a dtype it does not run, a knob it lacks)."""
 
 
-def _observe(adapter: str, kwargs: dict[str, Any], pr: Probe) -> tuple[np.ndarray, str]:
-    """The probe through ``adapter``: in float64, or in float32 when the adapter does not run float64 (its
-    worker says so; the driver imports no adapter module)."""
-    try:
-        return observer(adapter, kwargs, "float64")(pr), "float64"
-    except Unsupported:
-        return observer(adapter, kwargs, "float32")(pr), "float32"
+def _observe_all(adapter: str, configurations: list[dict[str, Any]], pr: Probe
+                 ) -> tuple[list[np.ndarray | Exception], str]:
+    """The probe through ``adapter`` for each configuration, and the dtype it ran in: float64, or float32 when
+    the adapter refuses every configuration in float64 (it does not run float64: its worker says so; the driver
+    imports no adapter module)."""
+    results = observe_many(adapter, configurations, "float64", pr)
+    if results and all(isinstance(r, Unsupported) for r in results):
+        return observe_many(adapter, configurations, "float32", pr), "float32"
+    return results, "float64"
 
 
 def identify_adapter(adapter: str, kwargs: dict[str, Any], audit: dict[str, Any] | None = None
@@ -124,7 +121,9 @@ def identify_adapter(adapter: str, kwargs: dict[str, Any], audit: dict[str, Any]
     from reference.identify import fit_observed, probe
 
     pr = probe()
-    full, dtype = _observe(adapter, kwargs, pr)
+    [full], dtype = _observe_all(adapter, [kwargs], pr)
+    if isinstance(full, Exception):
+        raise full
     found = fit_observed(pr, full, dtype=dtype, prefer=ADAPTERS[adapter].preset)
     return found, ([] if audit is None else _ignored(adapter, kwargs, audit, pr, full, dtype))
 
