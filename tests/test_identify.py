@@ -368,3 +368,27 @@ def test_third_party_rmsprops_are_identified(step, nearest, knobs) -> None:
     for name, value in knobs.items():
         got = getattr(found.spec, name)
         assert got == (pytest.approx(value, rel=1e-6) if isinstance(value, float) else value), (name, found.text())
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--adapter", "nope"], "unknown adapter 'nope'"),
+    (["--adapter", "torch.single", "alpha"], "expected arg=value, got 'alpha'"),
+    (["--adapter", "torch.single", "alpha=2"], "alpha=2.0 is invalid"),
+    (["--adapter", "torch.single", "bogus=1"], "unexpected keyword argument 'bogus'"),
+    (["--recording", "{tmp}/missing.npz"], "no such recording"),
+    (["--recording", "{tmp}/grads-only.npz"], "identify needs params/<name>"),
+    (["--recording", "{tmp}/no-lr.npz"], "no recorded lr; give the constant learning rate with --lr"),
+    (["--recording", "{tmp}/no-lr.npz", "--lr", "-1"], "a learning rate is a finite number > 0"),
+    (["--recording", "{tmp}/no-lr.npz", "lr=1"], "--recording takes no ARG=VALUE"),
+])
+def test_identify_bad_input_is_one_line_and_exit_2(argv, says, tmp_path, capsys) -> None:
+    """Before anything runs: an unknown adapter, arguments its preset refuses, a recording that is missing,
+    lacks the parameters or the lr, or an lr that is no learning rate."""
+    from harness.base.recordings import record
+    from harness.cli import main
+
+    record(tmp_path / "grads-only.npz", {"w": np.ones((3, 2))}, {"w": np.zeros(2)})
+    record(tmp_path / "no-lr.npz", {"w": np.ones((3, 2))}, {"w": np.zeros(2)}, trajectory={"w": np.ones((3, 2))})
+    code = main(["identify", *[a.replace("{tmp}", str(tmp_path)) for a in argv]])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err

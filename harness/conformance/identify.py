@@ -85,6 +85,8 @@ def identify_recording(path: str, lr: float | None = None, steps: int = 48, elem
     recorded = rec.lrs()
     if recorded is None and lr is None:
         raise InputValueError(f"{path}: no recorded lr; give the constant learning rate with --lr")
+    if lr is not None and not (np.isfinite(lr) and lr > 0):
+        raise InputValueError(f"--lr {lr!r}: a learning rate is a finite number > 0")
     lrs = recorded[:t] if recorded is not None else np.full(t, float(lr))
     names = list(rec.shapes)
     grads = rec.read(0, t)
