@@ -79,6 +79,20 @@ THROUGHPUT = [
     "sample_s", "round_median_s",
 ]
 
+#: Closed-loop training (`harness.training`): each run, each step of it (parameters at the log-spaced
+#: steps), each pair of frameworks at the last step and at every logged step (with each framework's
+#: one-ulp floor), and the split of a pair's divergence into optimizer, numerics and dynamics terms.
+TRAINING_KEY = ["workload", "settings", "dtype"]
+TRAINING_RUNS = [*TRAINING_KEY, "trainer", "run", "optimizer", "status", "reason", "seconds", "args", "init_exact",
+                 "final_loss", "final_accuracy", "nonfinite"]
+TRAINING = [*TRAINING_KEY, "trainer", "run", "optimizer", "step", "loss", "grad_norm", "eval_loss", "accuracy",
+            "params"]
+TRAINING_PAIRS = [*TRAINING_KEY, "a", "b", "steps", "loss_a", "loss_b", "loss_gap", "accuracy_a", "accuracy_b",
+                  "distance", "relative", "floor", "floor_ratio", "growth", "floor_growth", "verdict"]
+TRAINING_DIVERGENCE = [*TRAINING_KEY, "a", "b", "kind", "step", "distance"]
+TRAINING_ATTRIBUTION = [*TRAINING_KEY, "a", "b", "term", "category", "loss_delta", "loss_share", "distance_alone",
+                        "distance_part", "distance_share", "total_distance", "total_loss_gap"]
+
 #: The columns that name one row of a table (what the gate matches a baseline's rows by).
 KEYS: dict[str, list[str]] = {
     "summary": CASE_KEY,
@@ -89,19 +103,56 @@ KEYS: dict[str, list[str]] = {
     "attribution": ["scenario", "a", "b", "knob"],
     "interactions": ["scenario", "a", "b", "knob_a", "knob_b"],
     "throughput": ["suite", *POINT],
+    "training_runs": [*TRAINING_KEY, "trainer", "run", "optimizer"],
+    "training": [*TRAINING_KEY, "trainer", "run", "optimizer", "step"],
+    "training_pairs": [*TRAINING_KEY, "a", "b"],
+    "training_divergence": [*TRAINING_KEY, "a", "b", "kind", "step"],
+    "training_attribution": [*TRAINING_KEY, "a", "b", "term"],
 }
 
 #: Every table of a run folder, by file stem, with its columns.
 COLUMNS: dict[str, list[str]] = {
     "summary": SUMMARY, "divergence": DIVERGENCE, "ulp_histogram": ULP_HISTOGRAM, "parity": PARITY,
     "sweep": SWEEP, "attribution": ATTRIBUTION, "interactions": INTERACTIONS, "throughput": THROUGHPUT,
+    "training_runs": TRAINING_RUNS, "training": TRAINING, "training_pairs": TRAINING_PAIRS,
+    "training_divergence": TRAINING_DIVERGENCE, "training_attribution": TRAINING_ATTRIBUTION,
 }
+TRAINING_TABLES = ("training_runs", "training", "training_pairs", "training_divergence", "training_attribution")
 TABLES = tuple(COLUMNS)
 CONFORMANCE_TABLES = ("summary", "divergence", "ulp_histogram", "parity", "sweep", "attribution", "interactions")
 
 __all__ = [
-    "ATTRIBUTION", "CASE_KEY", "COLUMNS", "CONFORMANCE_TABLES", "DIVERGENCE", "INTERACTIONS", "KEYS", "MEASUREMENT",
-    "METRICS", "PARAM_METRICS", "PARITY", "PASSING", "POINT", "STATE_KINDS", "STATE_METRICS", "STATUSES",
-    "SUMMARY", "SUMMARY_METRICS", "SWEEP", "TABLES", "THROUGHPUT", "ULP_EDGES", "ULP_HISTOGRAM", "ULP_LABELS",
-    "VERSION", "WARNING_SEPARATOR",
+    "ATTRIBUTION",
+    "CASE_KEY",
+    "COLUMNS",
+    "CONFORMANCE_TABLES",
+    "DIVERGENCE",
+    "INTERACTIONS",
+    "KEYS",
+    "MEASUREMENT",
+    "METRICS",
+    "PARAM_METRICS",
+    "PARITY",
+    "PASSING",
+    "POINT",
+    "STATE_KINDS",
+    "STATE_METRICS",
+    "STATUSES",
+    "SUMMARY",
+    "SUMMARY_METRICS",
+    "SWEEP",
+    "TABLES",
+    "THROUGHPUT",
+    "TRAINING",
+    "TRAINING_ATTRIBUTION",
+    "TRAINING_DIVERGENCE",
+    "TRAINING_KEY",
+    "TRAINING_PAIRS",
+    "TRAINING_RUNS",
+    "TRAINING_TABLES",
+    "ULP_EDGES",
+    "ULP_HISTOGRAM",
+    "ULP_LABELS",
+    "VERSION",
+    "WARNING_SEPARATOR",
 ]

@@ -89,9 +89,17 @@ def _env_table(env: dict[str, Any]) -> pd.DataFrame:
 def html_report(run: Run) -> str:
     from harness.compare.seed_example import quadratic_paths
     from harness.report import plots
+    from harness.report.training import html_section
 
-    if not run.conformance:
+    if not run.conformance and (not run.throughput.empty or not run.training):
         return _bench_html(run)
+    if not run.conformance:
+        state = "" if run.complete else " (INCOMPLETE: interrupted)"
+        parts = [f"<h1>RMSprop closed-loop training{html.escape(state)}</h1>",
+                 *html_section(run.tables, _html_table, _img), "<h2>Environment</h2>", _html_table(_env_table(run.env))]
+        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>rmsprop-harness: training'
+                f'</title><meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style>'
+                f"</head><body>{''.join(parts)}</body></html>\n")
     verdict = "PASS" if run.passed else "FAIL" if run.complete else "INCOMPLETE"
     parts = [f"<h1>RMSprop conformance: suite <code>{html.escape(run.suite)}</code></h1>",
              f'<p class="verdict {verdict}">{html.escape(verdict_line(run))}</p>',
@@ -164,6 +172,7 @@ def html_report(run: Run) -> str:
     warn = warnings(run)
     if not warn.empty:
         parts += ["<h2>Silent rewrites</h2>", _html_table(warn)]
+    parts += html_section(run.tables, _html_table, _img)
     parts += ["<h2>Environment</h2>", _html_table(_env_table(run.env))]
     title = html.escape(f"rmsprop-harness: {run.suite} ({verdict})")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'

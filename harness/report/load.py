@@ -36,6 +36,10 @@ class Run:
         return self.tables["throughput"]
 
     @property
+    def training(self) -> bool:
+        return not self.tables.get("training_runs", pd.DataFrame()).empty
+
+    @property
     def conformance(self) -> bool:
         return bool(len(self.tables["summary"].columns))
 

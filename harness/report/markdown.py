@@ -21,8 +21,14 @@ MAX_ROWS = 50  # failing rows listed in report.md
 
 
 def markdown(run: Run) -> str:
-    if not run.conformance:
+    from harness.report.training import markdown_section
+
+    if (not run.conformance and not run.throughput.empty) or (not run.conformance and not run.training):
         return _bench_markdown(run)
+    if not run.conformance:
+        state = "" if run.complete else " (INCOMPLETE: interrupted)"
+        return "\n".join([f"# RMSprop closed-loop training{state}", "", *markdown_section(run.tables),
+                          "## Environment", "", env_line(run), "", "Plots: `report.html`.", ""])
     out = [f"# RMSprop conformance: suite `{run.suite}`", "", f"**{verdict_line(run)}**", ""]
     bad = failing(run)
     out += ["## Failing cases", ""]
@@ -48,6 +54,7 @@ def markdown(run: Run) -> str:
     warn = warnings(run)
     if not warn.empty:
         out += ["## Silent rewrites", "", md_table(warn), ""]
+    out += markdown_section(run.tables)
     csvs = ", ".join(f"`{name}.csv`" for name, frame in run.tables.items() if len(frame.columns))
     out += ["## Environment", "", env_line(run), "", f"Full report with plots: `report.html`; tables: {csvs}.", ""]
     return "\n".join(out)
