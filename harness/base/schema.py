@@ -83,7 +83,7 @@ THROUGHPUT = [
 #: steps), each pair of frameworks at the last step and at every logged step (with each framework's
 #: one-ulp floor), and the split of a pair's divergence into optimizer, numerics and dynamics terms.
 TRAINING_KEY = ["workload", "settings", "dtype"]
-TRAINING_RUNS = [*TRAINING_KEY, "trainer", "run", "optimizer", "status", "reason", "seconds", "args", "init_exact",
+TRAINING_RUNS = [*TRAINING_KEY, "trainer", "run", "optimizer", "status", "reason", "args", "init_exact",
                  "final_loss", "final_accuracy", "nonfinite"]
 TRAINING = [*TRAINING_KEY, "trainer", "run", "optimizer", "step", "loss", "grad_norm", "eval_loss", "accuracy",
             "params"]

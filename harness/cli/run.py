@@ -139,6 +139,14 @@ def main(args: argparse.Namespace) -> int:
     written = ", ".join(name for name, frame in result.tables.items() if len(frame))
     print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ ({written}.parquet, "
           "env.json, run.json)")
+    if result.training:
+        pairs = result.training["training_pairs"]
+        verdicts = ", ".join(f"{n} {v}" for v, n in pairs["verdict"].value_counts().items())
+        runs = result.training["training_runs"]
+        print(f"closed loop: {int((runs['status'] == 'done').sum())} training runs, {len(pairs)} pairs ({verdicts}); "
+              "report.md has the loss, divergence and attribution tables")
+        for line in result.training_failed:
+            print(f"  FAILED training: {line}")
     code = result.exit_code
     if not args.no_report:
         try:

@@ -161,6 +161,7 @@ class Suite:
     cases: tuple[Case, ...]
     description: str = ""
     parity: tuple[Scenario, ...] = ()  # cross-framework parity scenarios (`harness.compare.parity`)
+    train: tuple[Any, ...] = ()  # closed-loop training (`harness.training.runner.TrainSpec`)
 
 
 __all__ = ["SCHEDULES", "Case", "Schedule", "ScheduleError", "Suite"]

@@ -45,6 +45,7 @@ from harness.conformance.suite import load_suite
 from harness.conformance.verdict import divergence_rows, summary_row, ulp_rows, verdict
 from harness.conformance.worker import run_worker
 from harness.conformance.writer import RunWriter
+from harness.training.runner import TrainResult, run_training
 from harness.process import spawn
 
 STATUSES = schema.STATUSES
@@ -66,6 +67,8 @@ class RunResult:
     sweep: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.SWEEP))
     interactions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=schema.INTERACTIONS))
     unavailable: list[str] = field(default_factory=list)  # explicitly asked devices that nothing ran on
+    training: dict[str, pd.DataFrame] = field(default_factory=dict)  # the suite's [[train]] tables
+    training_failed: list[str] = field(default_factory=list)  # runs that errored or did not start bit-identical
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -79,7 +82,7 @@ class RunResult:
         """2 when an explicitly asked device ran nothing; 1 when any row is not ok, unsupported or skipped."""
         if self.unavailable:
             return 2
-        return 1 if (~self.summary["status"].isin(schema.PASSING)).any() else 0
+        return 1 if (~self.summary["status"].isin(schema.PASSING)).any() or self.training_failed else 0
 
     def counts(self) -> dict[str, int]:
         return {s: int((self.summary["status"] == s).sum()) for s in STATUSES}
@@ -182,6 +185,7 @@ def run_suite(
     references = _References()
     payloads: dict[int, dict] = {}
     complete = False
+    training = None
 
     def finish(i: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
         writer.add(i, summary, rows, ulp)
@@ -247,6 +251,8 @@ def run_suite(
                 references.release(p)
                 finish(i, None if payload["status"] == "absent" else
                        summary_row(p, suite.name, payload["status"], payload["reason"], payload=payload))
+        if suite.train and (parity_scenarios or (parity_scenarios is None and cases is None)):
+            training = _training(suite, writer, env, jobs)
         complete = True
     except BaseException:
         spawn.kill_all()  # interrupted (Ctrl-C, SIGTERM): no worker outlives the driver
@@ -262,7 +268,19 @@ def run_suite(
     tables = {**empty, **tables}
     return RunResult(tables["divergence"], tables["summary"], env, writer.out, tables["ulp_histogram"],
                      tables["parity"], tables["attribution"], tables["sweep"], tables["interactions"],
-                     _unavailable(tasks, payloads, devices))
+                     _unavailable(tasks, payloads, devices), training.tables if training else {},
+                     training.failed if training else [])
+
+
+def _training(suite: Suite, writer: RunWriter, env: dict, jobs: int | None) -> TrainResult:
+    """The suite's closed-loop training (`harness.training`), after the conformance tasks."""
+    result = run_training(list(suite.train), jobs)
+    writer.extra = {**writer.extra, **result.tables}
+    env["training"] = {s.name: {"workloads": list(s.workloads), "frameworks": list(s.frameworks),
+                                "settings": list(s.settings), "dtypes": list(s.dtypes), "base": s.base}
+                       for s in suite.train}
+    env["training_versions"], env["training_seconds"] = result.versions, result.seconds
+    return result
 
 
 def _parity(suite: Suite, writer: RunWriter, env: dict) -> None:

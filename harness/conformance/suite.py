@@ -23,6 +23,7 @@ from harness.base.limits import MAX_PARAMS, MAX_RECORDS, MAX_STEPS, LimitError, 
 from harness.base.streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec
 from harness.compare.parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
 from harness.conformance.cases import Case, Schedule, ScheduleError, Suite
+from harness.training.suite import train_specs
 from reference import RMSpropSpec, implementations, presets
 from reference.errors import InputError, InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
@@ -33,7 +34,7 @@ CASE_KEYS = ("name", "description", "adapters", "args", "spec", "stream", "shape
              "seed", "schedule", "init_scale", "records", "timeout", "matrix")
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("name", "description", "matrix"))
 MATRIX_AXES = (*KNOBS, "schedule", "stream")
-TOP_KEYS = ("name", "description", "defaults", "case", "parity")
+TOP_KEYS = ("name", "description", "defaults", "case", "parity", "train")
 PARITY_KEYS = ("name", "description", "settings", "presets", "stream", "shapes", "steps", "seed", "schedule",
                "scales")
 DEVICES = ("cpu", "gpu")
@@ -111,8 +112,8 @@ class _Loader:
         if not isinstance(defaults, dict):
             raise self.fail("defaults", "expected a table [defaults]")
         self.keys(defaults, DEFAULT_KEYS, "defaults.")
-        cases = data.get("case")
-        if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
+        cases = data.get("case", [] if "train" in data else None)  # a training-only suite has no cases
+        if not isinstance(cases, list) or not (cases or "train" in data) or not all(isinstance(c, dict) for c in cases):
             raise self.fail("case", "expected one or more [[case]] tables")
         out, seen = [], set()
         for i, raw_case in enumerate(cases):
@@ -123,7 +124,8 @@ class _Loader:
                 seen.add(case.name)
                 out.append(case)
         return Suite(name=name, description=description, path=self.path, digest=digest, cases=tuple(out),
-                     parity=self.parities(data.get("parity", [])))
+                     parity=self.parities(data.get("parity", [])),
+                     train=train_specs(data.get("train", []), self.fail))
 
     def parities(self, tables: Any) -> tuple[Scenario, ...]:
         """``[[parity]]`` tables: settings stated once, compared across presets (`harness.compare.parity`)."""

@@ -81,7 +81,7 @@ def run_rows(plan: Plan, dtype: str, steps: int, results: dict[str, Result]) -> 
         for r in planned:
             res = results.get(r.id, Result("error", "no result"))
             row = {**_key(plan, dtype), "trainer": trainer, "run": r.kind, "optimizer": r.optimizer,
-                   "status": res.status, "reason": res.reason, "seconds": res.seconds,
+                   "status": res.status, "reason": res.reason,
                    "args": json.dumps(r.args, sort_keys=True, default=str)}
             if res.done:
                 start = perturbed(master, dtype, 0) if r.kind == "floor" else master
