@@ -92,6 +92,8 @@ TRAINING_PAIRS = [*TRAINING_KEY, "a", "b", "steps", "loss_a", "loss_b", "loss_ga
 TRAINING_DIVERGENCE = [*TRAINING_KEY, "a", "b", "kind", "step", "distance"]
 TRAINING_ATTRIBUTION = [*TRAINING_KEY, "a", "b", "term", "category", "loss_delta", "loss_share", "distance_alone",
                         "distance_part", "distance_share", "total_distance", "total_loss_gap"]
+TRAINING_KNOBS = [*TRAINING_KEY, "a", "b", "knob", "value_a", "value_b", "alone_loss", "shapley_loss", "loss_share",
+                  "shapley_distance", "distance_share"]
 
 #: The columns that name one row of a table (what the gate matches a baseline's rows by).
 KEYS: dict[str, list[str]] = {
@@ -108,6 +110,7 @@ KEYS: dict[str, list[str]] = {
     "training_pairs": [*TRAINING_KEY, "a", "b"],
     "training_divergence": [*TRAINING_KEY, "a", "b", "kind", "step"],
     "training_attribution": [*TRAINING_KEY, "a", "b", "term"],
+    "training_knobs": [*TRAINING_KEY, "a", "b", "knob"],
 }
 
 #: Every table of a run folder, by file stem, with its columns.
@@ -116,8 +119,10 @@ COLUMNS: dict[str, list[str]] = {
     "sweep": SWEEP, "attribution": ATTRIBUTION, "interactions": INTERACTIONS, "throughput": THROUGHPUT,
     "training_runs": TRAINING_RUNS, "training": TRAINING, "training_pairs": TRAINING_PAIRS,
     "training_divergence": TRAINING_DIVERGENCE, "training_attribution": TRAINING_ATTRIBUTION,
+    "training_knobs": TRAINING_KNOBS,
 }
-TRAINING_TABLES = ("training_runs", "training", "training_pairs", "training_divergence", "training_attribution")
+TRAINING_TABLES = ("training_runs", "training", "training_pairs", "training_divergence", "training_attribution",
+                   "training_knobs")
 TABLES = tuple(COLUMNS)
 CONFORMANCE_TABLES = ("summary", "divergence", "ulp_histogram", "parity", "sweep", "attribution", "interactions")
 

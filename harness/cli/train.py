@@ -54,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     print(summary(result.tables, spec.base))
     if not args.no_report:
         write_report(out)
-    print(f"-> {out}/ (training_runs, training, training_pairs, training_divergence, training_attribution)")
+    print(f"-> {out}/ (training_runs, training, training_pairs, training_divergence, training_attribution, training_knobs)")
     for line in result.failed:
         print(f"  FAILED {line}")
     return 1 if result.failed else 0
@@ -63,7 +63,15 @@ def main(args: argparse.Namespace) -> int:
 def summary(tables: dict, base: str) -> str:
     """Per workload and settings: each framework's final loss, then the base's gap to each other framework."""
     from harness.report import md_table
-    from harness.report.training import attribution_table, groups, heading, pairs_table, runs_table
+    from harness.report.training import (
+        attribution_table,
+        groups,
+        heading,
+        headlines,
+        knobs_table,
+        pairs_table,
+        runs_table,
+    )
 
     out = []
     for key in groups(tables):
@@ -72,7 +80,11 @@ def summary(tables: dict, base: str) -> str:
         pairs = pairs[pairs["a"] == base]
         if len(pairs):
             out.append(md_table(pairs))
+        out += [f"- {line}" for line in headlines(tables, key)]
         attr = attribution_table(tables, key)
         if len(attr):
             out.append(md_table(attr))
+        knobs = knobs_table(tables, key)
+        if len(knobs):
+            out.append(md_table(knobs))
     return "\n".join(out)

@@ -45,8 +45,8 @@ from harness.conformance.suite import load_suite
 from harness.conformance.verdict import divergence_rows, summary_row, ulp_rows, verdict
 from harness.conformance.worker import run_worker
 from harness.conformance.writer import RunWriter
-from harness.training.runner import TrainResult, run_training
 from harness.process import spawn
+from harness.training.runner import TrainResult, run_training
 
 STATUSES = schema.STATUSES
 SUMMARY_COLUMNS = schema.SUMMARY

@@ -18,7 +18,8 @@ _INTRO = ("Each framework trains the model natively (its own layers, loss and op
           "away and against the float64 reference of its own semantics), summed over the pair; *growth*: "
           "(ln d_T − ln d_t0)/(T − t0) per step, > 0 when the dynamics amplify a difference. The attribution "
           "splits the base framework's gap to each other one along a chain of runs; the parts add up to the total "
-          "(a negative part cancels others).")
+          "(a negative part cancels others). The optimizer-semantics part is split further by knob: exact Shapley "
+          "values over closed-loop runs with every subset of the differing knobs set to the other framework's.")
 
 
 def _fmt(x: float, spec: str = ".3g") -> str:
@@ -58,6 +59,45 @@ def attribution_table(tables: dict[str, pd.DataFrame], key: tuple[str, str, str]
         "share of distance": [_fmt(100 * x, ".1f") + "%" if not math.isnan(x) else "" for x in a["distance_share"]]})
 
 
+def knobs_table(tables: dict[str, pd.DataFrame], key: tuple[str, str, str]) -> pd.DataFrame:
+    k = _select(tables.get("training_knobs", pd.DataFrame()), key)
+    return pd.DataFrame({
+        "pair": k["a"] + " vs " + k["b"], "knob": k["knob"], "values": k["value_a"] + " -> " + k["value_b"],
+        "loss Δ alone": [_fmt(x) for x in k["alone_loss"]], "Shapley loss Δ": [_fmt(x) for x in k["shapley_loss"]],
+        "share of loss gap": [_pct(x) for x in k["loss_share"]],
+        "share of distance": [_pct(x) for x in k["distance_share"]]})
+
+
+def _pct(x: float) -> str:
+    return "" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def headlines(tables: dict[str, pd.DataFrame], key: tuple[str, str, str]) -> list[str]:
+    """One sentence per attributed pair: where each ends, and what the gap is made of."""
+    pairs = _select(tables["training_pairs"], key)
+    attr = _select(tables["training_attribution"], key)
+    knobs = _select(tables.get("training_knobs", pd.DataFrame()), key)
+    out = []
+    for a, b in dict.fromkeys(zip(attr["a"], attr["b"], strict=True)):
+        p = pairs[((pairs["a"] == a) & (pairs["b"] == b)) | ((pairs["a"] == b) & (pairs["b"] == a))]
+        if p.empty:
+            continue
+        p = p.iloc[0]
+        loss = {p["a"]: p["loss_a"], p["b"]: p["loss_b"]}
+        terms = attr[(attr["a"] == a) & (attr["b"] == b)]
+        share = terms.groupby("category")["loss_share"].sum()
+        text = (f"{b} ends at loss {loss[b]:.6g} vs {a} {loss[a]:.6g} after {int(p['steps'])} steps "
+                f"(‖Δθ‖ {p['distance']:.3g}, {p['verdict']}; growth {p['growth']:+.3g}/step). Of the loss gap: "
+                f"optimizer semantics {_pct(share.get('optimizer', math.nan))} in open loop, amplified or damped "
+                f"by the dynamics {_pct(share.get('dynamics', math.nan))}, rounding (forward/backward and the "
+                f"optimizers') {_pct(share.get('numerics', math.nan))}")
+        mine = knobs[(knobs["a"] == a) & (knobs["b"] == b)].sort_values("loss_share", key=abs, ascending=False)
+        if len(mine):
+            text += "; by knob: " + ", ".join(f"{r.knob} {_pct(r.loss_share)}" for r in mine.head(3).itertuples())
+        out.append(text + ".")
+    return out
+
+
 def runs_table(tables: dict[str, pd.DataFrame], key: tuple[str, str, str]) -> pd.DataFrame:
     r = _select(tables["training_runs"], key)
     r = r[r["run"] == "native"]
@@ -85,9 +125,13 @@ def markdown_section(tables: dict[str, pd.DataFrame]) -> list[str]:
         pairs = pairs_table(tables, key)
         if len(pairs):
             out += [md_table(pairs), ""]
+        out += [f"- {line}" for line in headlines(tables, key)] + [""]
         attr = attribution_table(tables, key)
         if len(attr):
             out += [md_table(attr), ""]
+        knobs = knobs_table(tables, key)
+        if len(knobs):
+            out += [md_table(knobs), ""]
     return out
 
 
@@ -104,8 +148,14 @@ def html_section(tables: dict[str, pd.DataFrame], table: callable, img: callable
                     "‖θ_a − θ_b‖ per logged step (log scale); dashed: each framework's rounding floor")]
         if len(_select(tables["training_pairs"], key)):
             out.append(table(pairs_table(tables, key)))
+        lines = headlines(tables, key)
+        if lines:
+            out.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
         if len(_select(tables["training_attribution"], key)):
             out.append(table(attribution_table(tables, key)))
+        knobs = knobs_table(tables, key)
+        if len(knobs):
+            out.append(table(knobs))
     return out
 
 
@@ -161,5 +211,5 @@ def divergence_figure(curves: pd.DataFrame, key: tuple[str, str, str], base: str
     return png(fig)
 
 
-__all__ = ["attribution_table", "divergence_figure", "groups", "html_section", "loss_figure", "markdown_section",
-           "pairs_table", "runs_table"]
+__all__ = ["attribution_table", "divergence_figure", "groups", "headlines", "html_section", "knobs_table",
+           "loss_figure", "markdown_section", "pairs_table", "runs_table"]

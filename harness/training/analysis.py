@@ -210,9 +210,52 @@ def attribution_rows(plan: Plan, dtype: str, results: dict[str, Result]) -> list
     return out
 
 
+def knob_rows(plan: Plan, dtype: str, results: dict[str, Result], attribution: list[dict]) -> list[dict]:
+    """``training_knobs``: the closed-loop semantic gap between the base and each other framework split
+    into exact Shapley values over the knobs that differ (`harness.training.plan`'s ``knobs`` runs):
+    of the final loss, and of the parameters projected on the total difference ``D``."""
+    from harness.compare.attribution import label, shapley
+
+    out = []
+    base = plan.base
+    for other, groups in plan.knobs.items():
+        n = len(groups)
+        terms = [t for t in attribution if t["b"] == other]
+        ends = {0: results.get(f"{base}|reference|{base}"), 2 ** n - 1: results.get(f"{base}|reference|{other}")}
+        runs = {m: results.get(f"{base}|knobs|{other}#{m}") for m in range(1, 2 ** n - 1)}
+        runs.update(ends)
+        if not terms or n == 0 or any(r is None or not r.done for r in runs.values()):
+            continue
+        native_a, native_b = results[f"{base}|native|{base}"], results[f"{other}|native|{other}"]
+        total = native_b.params[-1] - native_a.params[-1]
+        norm = float(np.linalg.norm(total))
+        gap = terms[0]["total_loss_gap"]
+
+        def mask(s: frozenset) -> int:
+            return sum(1 << i for i in s)
+
+        def loss(s: frozenset) -> float:
+            return float(runs[mask(s)].evals[-1, 0] - runs[0].evals[-1, 0])
+
+        def moved(s: frozenset) -> float:
+            delta = runs[mask(s)].params[-1] - runs[0].params[-1]
+            return float(delta @ total) / norm if norm > 0 else 0.0
+
+        phi_loss, _, _ = shapley(n, loss)
+        phi_distance, _, _ = shapley(n, moved)
+        for i, group in enumerate(groups):
+            value_a, value_b = plan.knob_values[other][i]
+            out.append({**_key(plan, dtype), "a": base, "b": other, "knob": ", ".join(label(k) for k in group),
+                        "value_a": value_a, "value_b": value_b, "alone_loss": loss(frozenset({i})),
+                        "shapley_loss": phi_loss[i], "loss_share": phi_loss[i] / gap if gap != 0 else math.nan,
+                        "shapley_distance": phi_distance[i],
+                        "distance_share": phi_distance[i] / norm if norm > 0 else math.nan})
+    return out
+
+
 def frames(rows: dict[str, list[dict]], columns: dict[str, list[str]]) -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(rows.get(name, []), columns=cols) for name, cols in columns.items()}
 
 
-__all__ = ["TERMS", "Result", "attribution_rows", "frames", "growth", "pair_rows", "run_rows",
+__all__ = ["TERMS", "Result", "attribution_rows", "frames", "growth", "knob_rows", "pair_rows", "run_rows",
            "verdict"]

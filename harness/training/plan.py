@@ -18,6 +18,9 @@ floor               the same, from initial weights moved by one ulp (the size of
 reference           F's model, the float64 reference of F's semantics (F's gradients, closed loop)
 reference/B         base's model, the reference of B's semantics, closed loop
 open/B              B's semantics fed base's `reference` gradients, open loop
+knobs/B#mask        base's model, the base's semantics with the knobs in ``mask`` set to B's,
+                    closed loop: every proper subset of the differing knobs (at most
+                    `MAX_KNOBS` of them), for their Shapley shares of the gap
 ==================  =====================================================================
 """
 
@@ -34,6 +37,7 @@ from reference.errors import InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
 
 SETTINGS = ("defaults", "same", "translated")
+MAX_KNOBS = 6  # 2^6 - 2 = 62 extra closed-loop reference runs per pair at most
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +64,9 @@ class Plan:
     skipped: dict[str, str]  # trainer -> why it does not train under these settings
     runs: dict[str, list[Run]]  # trainer -> its runs (one worker each)
     values: dict[str, Any] = field(default_factory=dict)  # the neutral knob values of `same`
+    knobs: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)  # other -> the differing knob groups
+    knob_values: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # other -> (base's, other's)
+    knob_notes: dict[str, str] = field(default_factory=dict)  # other -> why its gap is not split by knob
 
 
 def neutral(base: str, workload: Workload, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -113,14 +120,43 @@ def make_plan(workload: Workload, settings: str, names: list[str], base: str,
         runs[name] = [Run(trainer=name, kind="native", optimizer=name, preset=preset, args=a),
                       Run(trainer=name, kind="floor", optimizer=name, preset=preset, args=a),
                       Run(trainer=name, kind="reference", optimizer=name, preset=preset, args=a)]
+    p = Plan(workload=workload, settings=settings, base=base, args=args, skipped=skipped, runs=runs,
+             values=values)
     if base in args:
         for name, a in args.items():
             if name != base:
                 preset = registry.get(name).preset
                 runs[base] += [Run(trainer=base, kind="reference", optimizer=name, preset=preset, args=a),
                                Run(trainer=base, kind="open", optimizer=name, preset=preset, args=a)]
-    return Plan(workload=workload, settings=settings, base=base, args=args, skipped=skipped, runs=runs,
-                values=values)
+                runs[base] += _knob_runs(p, name)
+    return p
+
+
+def _knob_runs(p: Plan, other: str) -> list[Run]:
+    """The closed-loop runs that split the base's semantic gap to ``other`` by knob (Shapley)."""
+    from harness.compare.attribution import players, toggle
+    from reference import presets
+
+    a = presets.get(registry.get(p.base).preset)(**p.args[p.base])
+    b = presets.get(registry.get(other).preset)(**p.args[other])
+    groups = players(a, b)
+    ka, kb = a.effective_knobs(), b.effective_knobs()
+    p.knobs[other] = groups
+    p.knob_values[other] = [(", ".join(str(ka[k]) for k in g), ", ".join(str(kb[k]) for k in g)) for g in groups]
+    if len(groups) > MAX_KNOBS:
+        p.knob_notes[other] = f"{len(groups)} knobs differ (more than {MAX_KNOBS}): not split by knob"
+        return []
+    spec = implementations.get("spec")
+    out = []
+    for mask in range(1, 2 ** len(groups) - 1):
+        knobs = [k for i, g in enumerate(groups) if mask >> i & 1 for k in g]
+        try:
+            args = spec.native(toggle(a, b, knobs))
+        except (ValueError, Unsupported) as exc:
+            p.knob_notes[other] = f"knobs {knobs} cannot be set alone ({exc}): not split by knob"
+            return []
+        out.append(Run(trainer=p.base, kind="knobs", optimizer=f"{other}#{mask}", preset="spec", args=args))
+    return out
 
 
 def job(plan: Plan, trainer: str, dtype: str, steps: int, prefix: str = "", seed: int = 0) -> dict[str, Any]:
@@ -131,7 +167,8 @@ def job(plan: Plan, trainer: str, dtype: str, steps: int, prefix: str = "", seed
     for r in own:
         if r.kind == "open":
             continue
-        entry: dict[str, Any] = {"id": prefix + r.id, "kind": "native" if r.kind == "floor" else r.kind,
+        kind = {"floor": "native", "knobs": "reference"}.get(r.kind, r.kind)
+        entry: dict[str, Any] = {"id": prefix + r.id, "kind": kind,
                                  "preset": r.preset, "args": r.args, "perturb": seed if r.kind == "floor" else None}
         if r.kind == "reference" and r.optimizer == trainer:
             entry["replays"] = [{"id": prefix + o.id, "preset": o.preset, "args": o.args}
@@ -146,4 +183,4 @@ def trainer_request(trainer: str, jobs: list[dict[str, Any]]) -> dict[str, Any]:
             "jobs": jobs}
 
 
-__all__ = ["SETTINGS", "Plan", "Run", "arguments", "job", "make_plan", "neutral", "trainer_request"]
+__all__ = ["MAX_KNOBS", "SETTINGS", "Plan", "Run", "arguments", "job", "make_plan", "neutral", "trainer_request"]

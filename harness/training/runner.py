@@ -162,6 +162,7 @@ def run_training(specs: list[TrainSpec], jobs: int | None = None,
         rows["training_pairs"] += pairs
         rows["training_divergence"] += curves
         rows["training_attribution"] += attribution
+        rows["training_knobs"] += analysis.knob_rows(p, dtype, mine, attribution)
     columns = {name: schema.COLUMNS[name] for name in schema.TRAINING_TABLES}
     return TrainResult(analysis.frames(rows, columns), versions, seconds)
 

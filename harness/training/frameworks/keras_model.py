@@ -41,23 +41,26 @@ class Model:
          ).set_floatx(dtype)  # every layer's weights in the run dtype
         layers = keras.layers
         kind = workload.model
+        d = {"dtype": dtype}  # on every layer: Keras 3's global dtype policy is fixed at its first use
         if kind == "linear":
-            body = [keras.Input((3,)), layers.Dense(2)]
+            body = [keras.Input((3,), dtype=dtype), layers.Dense(2, **d)]
         elif kind == "quadratic":
-            body = [keras.Input((1,)), _point_layer(keras)()]
+            body = [keras.Input((1,), dtype=dtype), _point_layer(keras, self._tensor)(**d)]
         elif kind == "mlp":
-            body = [keras.Input((64,)), layers.Dense(32, activation="tanh"), layers.Dense(10)]
+            body = [keras.Input((64,), dtype=dtype), layers.Dense(32, activation="tanh", **d), layers.Dense(10, **d)]
         else:
-            body = [keras.Input((8, 8, 1)), layers.Conv2D(8, 3, activation="relu"), layers.Flatten(), layers.Dense(10)]
+            body = [keras.Input((8, 8, 1), dtype=dtype), layers.Conv2D(8, 3, activation="relu", **d),
+                    layers.Flatten(**d), layers.Dense(10, **d)]
         self.model = keras.Sequential(body)
         self.variables = list(self.model.trainable_variables)  # layer by layer, kernel then bias: canonical
+        losses = d if self.flavor == "keras" else {}  # tf_keras' losses compute in the inputs' dtype
         if workload.loss == "xent":
-            self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, **losses)
         elif workload.loss == "mse":
-            self.loss_fn = keras.losses.MeanSquaredError()
+            self.loss_fn = keras.losses.MeanSquaredError(**losses)
         else:
             curvature = np.asarray(QUADRATIC_CURVATURE, dtype)
-            self.loss_fn = lambda y, point: 0.5 * self._ops().sum(curvature * point * point)
+            self.loss_fn = lambda y, point: self._ops().quadratic(curvature, point)
         self._grad = None
         self.set(params)
 
@@ -67,7 +70,11 @@ class Model:
         return keras
 
     def _ops(self) -> Any:
-        return self.keras.ops
+        return _KerasOps(self.keras.ops)
+
+    def _tensor(self, x: Any) -> Any:
+        ops = self.keras.ops
+        return ops.add(x, ops.zeros((2,), self.dtype))  # an op on the variable: differentiable on every backend
 
     def set(self, params: dict[str, np.ndarray]) -> None:
         for v, a in zip(self.variables, params.values(), strict=True):
@@ -152,6 +159,11 @@ class TFKerasModel(Model):
     def _ops(self) -> Any:
         return _TFOps()
 
+    def _tensor(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.identity(x)
+
     def _numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x.numpy() if hasattr(x, "numpy") else x, np.float64)
 
@@ -174,22 +186,35 @@ class TFKerasModel(Model):
         return opt, lambda opt, grads: adapter.step(opt, grads, self.variables)
 
 
+class _KerasOps:
+    def __init__(self, ops: Any):
+        self.ops = ops
+
+    def quadratic(self, curvature: np.ndarray, point: Any) -> Any:
+        ops = self.ops
+        c = ops.convert_to_tensor(curvature)
+        return 0.5 * ops.sum(ops.multiply(c, ops.multiply(point, point)))
+
+
 class _TFOps:
     @staticmethod
-    def sum(x: Any) -> Any:
+    def quadratic(curvature: np.ndarray, point: Any) -> Any:
         import tensorflow as tf
 
-        return tf.reduce_sum(x)
+        return 0.5 * tf.reduce_sum(tf.constant(curvature) * point * point)
 
 
-def _point_layer(keras: Any) -> type:
+def _point_layer(keras: Any, tensor: Any) -> type:
     """The quadratic's one weight as a layer whose output is the point itself."""
 
     class Point(keras.layers.Layer):
         def build(self, input_shape: Any) -> None:
             self.point = self.add_weight(shape=(2,), initializer="zeros", name="point")
 
+        def compute_output_shape(self, input_shape: Any) -> tuple[int, ...]:
+            return (2,)
+
         def call(self, x: Any) -> Any:
-            return self.point
+            return tensor(self.point)
 
     return Point
