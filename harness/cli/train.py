@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
     print(summary(result.tables, spec.base))
     if not args.no_report:
         write_report(out)
-    print(f"-> {out}/ (training_runs, training, training_pairs, training_divergence, training_attribution, training_knobs)")
+    print(f"-> {out}/ (training_runs, training, training_pairs, training_divergence, training_attribution, "
+          "training_knobs)")
     for line in result.failed:
         print(f"  FAILED {line}")
     return 1 if result.failed else 0

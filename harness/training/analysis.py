@@ -214,7 +214,7 @@ def knob_rows(plan: Plan, dtype: str, results: dict[str, Result], attribution: l
     """``training_knobs``: the closed-loop semantic gap between the base and each other framework split
     into exact Shapley values over the knobs that differ (`harness.training.plan`'s ``knobs`` runs):
     of the final loss, and of the parameters projected on the total difference ``D``."""
-    from harness.compare.attribution import label, shapley
+    from harness.compare.attribution import label
 
     out = []
     base = plan.base
@@ -231,26 +231,34 @@ def knob_rows(plan: Plan, dtype: str, results: dict[str, Result], attribution: l
         norm = float(np.linalg.norm(total))
         gap = terms[0]["total_loss_gap"]
 
-        def mask(s: frozenset) -> int:
-            return sum(1 << i for i in s)
-
-        def loss(s: frozenset) -> float:
-            return float(runs[mask(s)].evals[-1, 0] - runs[0].evals[-1, 0])
-
-        def moved(s: frozenset) -> float:
-            delta = runs[mask(s)].params[-1] - runs[0].params[-1]
-            return float(delta @ total) / norm if norm > 0 else 0.0
-
-        phi_loss, _, _ = shapley(n, loss)
-        phi_distance, _, _ = shapley(n, moved)
+        phi_loss, phi_distance, alone = _shapley(n, runs, total, norm)
         for i, group in enumerate(groups):
             value_a, value_b = plan.knob_values[other][i]
             out.append({**_key(plan, dtype), "a": base, "b": other, "knob": ", ".join(label(k) for k in group),
-                        "value_a": value_a, "value_b": value_b, "alone_loss": loss(frozenset({i})),
+                        "value_a": value_a, "value_b": value_b, "alone_loss": alone[i],
                         "shapley_loss": phi_loss[i], "loss_share": phi_loss[i] / gap if gap != 0 else math.nan,
                         "shapley_distance": phi_distance[i],
                         "distance_share": phi_distance[i] / norm if norm > 0 else math.nan})
     return out
+
+
+def _shapley(n: int, runs: dict[int, Result], total: np.ndarray, norm: float
+             ) -> tuple[list[float], list[float], list[float]]:
+    """Shapley values of the final loss and of the projected parameters over ``runs`` (keyed by knob mask),
+    and each knob's loss change alone."""
+    from harness.compare.attribution import shapley
+
+    def mask(s: frozenset) -> int:
+        return sum(1 << i for i in s)
+
+    def loss(s: frozenset) -> float:
+        return float(runs[mask(s)].evals[-1, 0] - runs[0].evals[-1, 0])
+
+    def moved(s: frozenset) -> float:
+        delta = runs[mask(s)].params[-1] - runs[0].params[-1]
+        return float(delta @ total) / norm if norm > 0 else 0.0
+
+    return shapley(n, loss)[0], shapley(n, moved)[0], [loss(frozenset({i})) for i in range(n)]
 
 
 def frames(rows: dict[str, list[dict]], columns: dict[str, list[str]]) -> dict[str, pd.DataFrame]:
