@@ -68,6 +68,10 @@ def test_the_attribution_telescopes_to_the_total():
     assert math.isclose(sum(r["distance_part"] for r in rows), rows[0]["total_distance"], rel_tol=1e-9)
     pairs, curves = analysis.pair_rows(p, "float32", 4, results, rows)
     assert len(pairs) == 1 and pairs[0]["verdict"] in ("diverged", "rounding level")
+    knobs = analysis.knob_rows(p, "float32", results, rows)  # torch vs optax: lr, decay, eps placement
+    assert [k["knob"] for k in knobs] == ["lr", "decay", "eps placement"]
+    semantic = sum(r["loss_delta"] for r in rows if r["category"] in ("optimizer", "dynamics"))
+    assert math.isclose(sum(k["shapley_loss"] for k in knobs), semantic, rel_tol=1e-9)
     assert {c["kind"] for c in curves} == {"pair", "floor"}
 
 

@@ -67,6 +67,11 @@ def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str) -> int:
           f"{len({p.case.name for p in tasks})} cases, {len(workers)} worker processes; "
           f"{len(suite.parity) if cases is None else 0} parity scenarios; would write to {out}/ (dry run: "
           "nothing ran, nothing was written)")
+    if suite.train and cases is None and adapters is None:
+        from harness.training.runner import plan_lines
+
+        print("closed loop ([[train]], docs/training.md):")
+        print("\n".join(f"  {line}" for line in plan_lines(list(suite.train))))
     return 0
 
 

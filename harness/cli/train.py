@@ -34,13 +34,15 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="frameworks trained at once (default 2)")
     p.add_argument("--out", default="reports/train", help="run folder (default reports/train)")
     p.add_argument("--no-report", action="store_true", help="write the tables only, no report.md/report.html")
+    p.add_argument("--dry-run", action="store_true", help="print each framework's arguments and the runs; run nothing")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.base.runfolder import prepare_output
     from harness.cli.parity import _settings
     from harness.report import write_report
-    from harness.training.runner import TrainSpec, train_to_folder
+    from harness.training.runner import TrainSpec, plan_lines, train_to_folder
 
     spec = TrainSpec(workloads=tuple(split(args.workload, "--workload") or ("seed",)),
                      frameworks=tuple(split(args.frameworks, "--frameworks") or ()),
@@ -49,6 +51,12 @@ def main(args: argparse.Namespace) -> int:
                      values=_settings(args.set))
     if args.jobs is not None and not 1 <= args.jobs <= 64:
         raise CliError("--jobs must be between 1 and 64")
+    if args.dry_run:
+        print("\n".join(plan_lines([spec])))
+        print(f"would write to {args.out}/ (dry run: nothing ran, nothing was written)")
+        return 0
+    spec.check()  # bad input is refused before the output folder is touched
+    prepare_output(args.out, create=False)
     result, out = train_to_folder([spec], args.out, args.jobs,
                                   lambda trainer, s: print(f"  {trainer}: {s:.1f} s", flush=True))
     print(summary(result.tables, spec.base))

@@ -251,7 +251,7 @@ def run_suite(
                 references.release(p)
                 finish(i, None if payload["status"] == "absent" else
                        summary_row(p, suite.name, payload["status"], payload["reason"], payload=payload))
-        if suite.train and (parity_scenarios or (parity_scenarios is None and cases is None)):
+        if suite.train and (parity_scenarios or (parity_scenarios is None and cases is None and adapters is None)):
             training = _training(suite, writer, env, jobs)
         complete = True
     except BaseException:

@@ -169,6 +169,28 @@ def run_training(specs: list[TrainSpec], jobs: int | None = None,
 
 
 
+def plan_lines(specs: list[TrainSpec]) -> list[str]:
+    """What `run_training` would run (``--dry-run``): each framework's arguments and its runs."""
+    lines = []
+    for s in (spec.check() for spec in specs):
+        for w in s.workloads:
+            workload = registry.get(w)
+            for settings in s.settings:
+                p = plan.make_plan(workload, settings, list(s.frameworks), s.base, s.values)
+                runs = sum(len(r) for r in p.runs.values())
+                lines.append(f"{s.name}: {w} ({s.steps or workload.steps} steps), {settings} settings, "
+                             f"{'/'.join(s.dtypes)}: {runs} runs per dtype")
+                for trainer, args in p.args.items():
+                    why = missing(*trainers.get(trainer).modules)
+                    lines.append(f"  {trainer}: {trainers.get(trainer).preset}({args})"
+                                 + (f"  [skipped: {why}]" if why else ""))
+                lines += [f"  {trainer}: {reason}" for trainer, reason in p.skipped.items()]
+                lines += [f"  {p.base} vs {other}: {len(g)} differing knobs"
+                          + (f" ({p.knob_notes[other]})" if other in p.knob_notes else "")
+                          for other, g in p.knobs.items()]
+    return lines
+
+
 def train_to_folder(specs: list[TrainSpec], out: str | Path, jobs: int | None = None,
                     progress: Callable[[str, float], None] | None = None) -> tuple[TrainResult, Path]:
     """`run_training` into a run folder (kind ``training``): the tables and env.json, published atomically
@@ -202,4 +224,4 @@ def _described(s: TrainSpec) -> dict[str, Any]:
             "values": dict(s.values)}
 
 
-__all__ = ["DTYPES", "TrainResult", "TrainSpec", "run_training", "train_to_folder"]
+__all__ = ["DTYPES", "TrainResult", "TrainSpec", "plan_lines", "run_training", "train_to_folder"]
