@@ -199,3 +199,21 @@ def test_the_same_command_twice_gives_bit_identical_tables(tmp_path: Path):
         a = (tmp_path / "a" / f"{table}.parquet").read_bytes()
         assert a == (tmp_path / "b" / f"{table}.parquet").read_bytes(), table
     assert not pd.read_parquet(tmp_path / "a" / "training.parquet").empty
+
+
+@pytest.mark.framework
+@pytest.mark.slow
+def test_the_clones_and_other_libraries_train_the_seed_model():
+    names = ("torch", "timm", "sb3", "pfrl", "jax_example", "tf_keras_legacy")
+    result = run_training([TrainSpec(workloads=("seed",), frameworks=names, settings=("same",))])
+    assert not result.failed
+    runs = result.tables["training_runs"]
+    native = runs[runs["run"] == "native"].set_index("trainer")
+    assert set(native.index) == set(names) and (native["status"] == "done").all()
+    steps = result.tables["training"]
+    first = steps[(steps["run"] == "native") & (steps["step"] == 1)].set_index("trainer")["loss"]
+    assert (native["final_loss"] < first.loc[native.index]).all()  # every one of them trains
+    knobs, attr = result.tables["training_knobs"], result.tables["training_attribution"]
+    pfrl = knobs[knobs["b"] == "pfrl"]  # pfrl's RMSpropEpsInsideSqrt: the one knob is all of the semantic part
+    semantic = attr[(attr["b"] == "pfrl") & attr["category"].isin(["optimizer", "dynamics"])]["loss_delta"].sum()
+    assert list(pfrl["knob"]) == ["eps placement"] and pfrl["shapley_loss"].iloc[0] == pytest.approx(semantic)
