@@ -72,6 +72,15 @@ def test_the_attribution_telescopes_to_the_total():
     assert [k["knob"] for k in knobs] == ["lr", "decay", "eps placement"]
     semantic = sum(r["loss_delta"] for r in rows if r["category"] in ("optimizer", "dynamics"))
     assert math.isclose(sum(k["shapley_loss"] for k in knobs), semantic, rel_tol=1e-9)
+    from harness.base import schema
+    from harness.report.training import headlines, markdown_section
+
+    tables = analysis.frames({"training_runs": analysis.run_rows(p, "float32", 4, results)[0],
+                              "training_pairs": pairs, "training_attribution": rows, "training_knobs": knobs},
+                             {n: schema.COLUMNS[n] for n in schema.TRAINING_TABLES})
+    [line] = headlines(tables, ("seed", "defaults", "float32"))
+    assert line.startswith("optax ends at loss") and "by knob: " in line
+    assert "## Closed-loop training" in "\n".join(markdown_section(tables))
     assert {c["kind"] for c in curves} == {"pair", "floor"}
 
 

@@ -87,10 +87,21 @@ def headlines(tables: dict[str, pd.DataFrame], key: tuple[str, str, str]) -> lis
         terms = attr[(attr["a"] == a) & (attr["b"] == b)]
         share = terms.groupby("category")["loss_share"].sum()
         text = (f"{b} ends at loss {loss[b]:.6g} vs {a} {loss[a]:.6g} after {int(p['steps'])} steps "
-                f"(‖Δθ‖ {p['distance']:.3g}, {p['verdict']}; growth {p['growth']:+.3g}/step). Of the loss gap: "
-                f"optimizer semantics {_pct(share.get('optimizer', math.nan))} in open loop, amplified or damped "
-                f"by the dynamics {_pct(share.get('dynamics', math.nan))}, rounding (forward/backward and the "
-                f"optimizers') {_pct(share.get('numerics', math.nan))}")
+                f"(‖Δθ‖ {p['distance']:.3g}, {p['verdict']}; growth {p['growth']:+.3g}/step)")
+        gap = loss[b] - loss[a]
+        if abs(gap) <= 64 * float(np.finfo(key[2]).eps) * max(abs(loss[a]), abs(loss[b])):
+            out.append(text + f". The loss gap ({gap:.2g}) is within 64 ulps of the loss: its shares are not "
+                              "meaningful (the distance's shares are in the table).")
+            continue
+        if share.abs().max() > 10:  # parts far larger than the gap cancel: absolute changes read better
+            delta = terms.groupby("category")["loss_delta"].sum()
+            text += (f". The loss gap {gap:.3g} is what is left of optimizer semantics "
+                     f"{delta.get('optimizer', math.nan):+.3g} in open loop, the dynamics "
+                     f"{delta.get('dynamics', math.nan):+.3g} and rounding {delta.get('numerics', math.nan):+.3g}")
+        else:
+            text += (f". Of the loss gap: optimizer semantics {_pct(share.get('optimizer', math.nan))} in open loop, "
+                     f"amplified or damped by the dynamics {_pct(share.get('dynamics', math.nan))}, rounding "
+                     f"(forward/backward and the optimizers') {_pct(share.get('numerics', math.nan))}")
         mine = knobs[(knobs["a"] == a) & (knobs["b"] == b)].sort_values("loss_share", key=abs, ascending=False)
         if len(mine):
             text += "; by knob: " + ", ".join(f"{r.knob} {_pct(r.loss_share)}" for r in mine.head(3).itertuples())
