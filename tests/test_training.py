@@ -139,6 +139,9 @@ def test_train_command_bad_input_exits_2(tmp_path: Path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown workload 'nosuch'" in err[0]
     assert not (tmp_path / "o").exists()
+    # a training-only suite with its training skipped runs nothing: refused, never an empty PASS
+    assert main(["run", "--suite", "closed-loop", "--no-train", "--out", str(tmp_path / "o")]) == 2
+    assert "it only trains" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 # ------------------------------------------------------------------ real frameworks

@@ -31,13 +31,15 @@ def add(sub) -> argparse.ArgumentParser:
                    help="worker processes at a time (default: the number of cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSVs")
+    p.add_argument("--no-train", action="store_true", help="skip the suite's [[train]] tables (closed-loop training, "
+                                                           "docs/training.md)")
     p.add_argument("--dry-run", action="store_true",
                    help="load and check everything (suite, adapters, options), print the plan: tasks per adapter, "
                         "the workers and the parity scenarios; run nothing, write nothing")
     return p
 
 
-def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str) -> int:
+def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str, no_train: bool = False) -> int:
     """The plan of a run, without running it."""
     from collections import Counter
 
@@ -67,7 +69,7 @@ def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str) -> int:
           f"{len({p.case.name for p in tasks})} cases, {len(workers)} worker processes; "
           f"{len(suite.parity) if cases is None else 0} parity scenarios; would write to {out}/ (dry run: "
           "nothing ran, nothing was written)")
-    if suite.train and cases is None and adapters is None:
+    if suite.train and cases is None and adapters is None and not no_train:
         from harness.training.runner import plan_lines
 
         print("closed loop ([[train]], docs/training.md):")
@@ -131,10 +133,10 @@ def main(args: argparse.Namespace) -> int:
     if adapters:  # user adapters are described (a subprocess) before the progress bar starts
         resolve(adapters)
     if args.dry_run:
-        return _dry_run(suite, adapters, devices, dtypes, cases, args.jobs, args.out)
+        return _dry_run(suite, adapters, devices, dtypes, cases, args.jobs, args.out, args.no_train)
     with _Progress(f"suite {suite.name}", not args.no_progress) as progress:
         result = run_suite(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, out=args.out,
-                           jobs=args.jobs, progress=progress.update)
+                           jobs=args.jobs, progress=progress.update, training=not args.no_train)
     run = report.Run(result.out, {**result.tables, "throughput": pd.DataFrame()}, result.env,
                      {"complete": True})
     Console().print(console.status_table(result.summary))

@@ -163,15 +163,19 @@ def run_suite(
     jobs: int | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
     parity_scenarios: bool | None = None,
+    training: bool = True,
 ) -> RunResult:
     """Run ``suite`` (a `Suite`, a built-in name or a path) and return the DataFrames.
 
     ``out=None`` keeps everything in memory. ``progress(done, total, summary_row)`` is
     called after each task. The suite's ``[[parity]]`` scenarios (`harness.compare.parity`) are
     computed too, unless ``cases`` selects a subset (then only with ``parity_scenarios=True``)
-    or ``parity_scenarios=False``.
+    or ``parity_scenarios=False``; so are its ``[[train]]`` tables (`harness.training`), unless ``cases`` or
+    ``adapters`` select a subset or ``training=False``.
     """
     suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs)
+    if not tasks and not (training and suite.train and cases is None and adapters is None):
+        raise RunError(f"no task in suite {suite.name!r}: it only trains ([[train]]), and this run skips that")
     devices, dtypes = options.devices(devices), options.dtypes(dtypes)  # as recorded in env.json
     writer = RunWriter(Path(out) if out is not None else None, len(tasks))
     env = environment.environment(
@@ -185,7 +189,7 @@ def run_suite(
     references = _References()
     payloads: dict[int, dict] = {}
     complete = False
-    training = None
+    trained, train = None, training
 
     def finish(i: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
         writer.add(i, summary, rows, ulp)
@@ -251,8 +255,9 @@ def run_suite(
                 references.release(p)
                 finish(i, None if payload["status"] == "absent" else
                        summary_row(p, suite.name, payload["status"], payload["reason"], payload=payload))
-        if suite.train and (parity_scenarios or (parity_scenarios is None and cases is None and adapters is None)):
-            training = _training(suite, writer, env, jobs)
+        if train and suite.train and (parity_scenarios or (parity_scenarios is None and cases is None
+                                                           and adapters is None)):
+            trained = _training(suite, writer, env, jobs)
         complete = True
     except BaseException:
         spawn.kill_all()  # interrupted (Ctrl-C, SIGTERM): no worker outlives the driver
@@ -268,8 +273,8 @@ def run_suite(
     tables = {**empty, **tables}
     return RunResult(tables["divergence"], tables["summary"], env, writer.out, tables["ulp_histogram"],
                      tables["parity"], tables["attribution"], tables["sweep"], tables["interactions"],
-                     _unavailable(tasks, payloads, devices), training.tables if training else {},
-                     training.failed if training else [])
+                     _unavailable(tasks, payloads, devices), trained.tables if trained else {},
+                     trained.failed if trained else [])
 
 
 def _training(suite: Suite, writer: RunWriter, env: dict, jobs: int | None) -> TrainResult:

@@ -26,6 +26,7 @@ knobs/B#mask        base's model, the base's semantics with the knobs in ``mask`
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,10 +99,24 @@ def arguments(trainer: str, settings: str, base: str, values: dict[str, Any]) ->
     source = _same(base_preset, values)
     if preset == base_preset:
         return source
-    t = translate(base_preset, source, preset)
+    return dict(_translated(base_preset, tuple(sorted(source.items())), preset))
+
+
+@functools.lru_cache(maxsize=256)
+def _translated(source: str, source_args: tuple, target: str) -> tuple:
+    """translate's arguments; when the target computes the source's semantics exactly (`native_args`
+    checks every knob) those, without translate's verification sweep (seconds per call)."""
+    from reference import presets
+    from reference.translate import native_args
+
+    try:
+        return tuple(native_args(target, presets.get(source)(**dict(source_args))).items())
+    except Unsupported:
+        pass
+    t = translate(source, dict(source_args), target)
     if t.status not in ("exact", "equivalent", "closest"):
-        raise TranslateError(f"translate {base_preset} -> {preset}: {t.status}")
-    return dict(t.args)
+        raise TranslateError(f"translate {source} -> {target}: {t.status}")
+    return tuple(t.args.items())
 
 
 def make_plan(workload: Workload, settings: str, names: list[str], base: str,
