@@ -51,7 +51,7 @@ def _result(params: np.ndarray, loss: float) -> analysis.Result:
     steps = workloads.log_steps(4)
     trajectory = np.stack([params * (1 + 0.1 * k) for k in range(len(steps))])
     evals = np.array([[loss * (1 + k), math.nan] for k in range(len(steps))])
-    return analysis.Result("done", "", 0.1, np.ones(4), np.ones(4), evals, trajectory)
+    return analysis.Result("done", "", np.ones(4), np.ones(4), evals, trajectory)
 
 
 def test_the_attribution_telescopes_to_the_total():
@@ -127,7 +127,7 @@ def test_train_tables_in_suites(tmp_path: Path):
     assert any(t.name == "closed-loop" for t in load_suite("default").train)
     bad = tmp_path / "bad.toml"
     bad.write_text('[[train]]\nworkload = ["seed"]\n')
-    with pytest.raises(SuiteError, match=r"train\[0\]\.workload: unknown key \(did you mean 'workloads'\?\)"):
+    with pytest.raises(SuiteError, match=r"train\[0\]\.workload: unknown key; did you mean 'workloads'\?"):
         load_suite(bad)
     bad.write_text('[[train]]\nworkloads = ["seed"]\nsettings = ["mine"]\n')
     with pytest.raises(SuiteError, match="unknown settings 'mine'"):

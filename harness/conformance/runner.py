@@ -189,7 +189,7 @@ def run_suite(
     references = _References()
     payloads: dict[int, dict] = {}
     complete = False
-    trained, train = None, training
+    trained = None
 
     def finish(i: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
         writer.add(i, summary, rows, ulp)
@@ -255,7 +255,7 @@ def run_suite(
                 references.release(p)
                 finish(i, None if payload["status"] == "absent" else
                        summary_row(p, suite.name, payload["status"], payload["reason"], payload=payload))
-        if train and suite.train and (parity_scenarios or (parity_scenarios is None and cases is None
+        if training and suite.train and (parity_scenarios or (parity_scenarios is None and cases is None
                                                            and adapters is None)):
             trained = _training(suite, writer, env, jobs)
         complete = True

@@ -125,7 +125,7 @@ class _Loader:
                 out.append(case)
         return Suite(name=name, description=description, path=self.path, digest=digest, cases=tuple(out),
                      parity=self.parities(data.get("parity", [])),
-                     train=train_specs(data.get("train", []), self.fail))
+                     train=train_specs(data.get("train", []), self))
 
     def parities(self, tables: Any) -> tuple[Scenario, ...]:
         """``[[parity]]`` tables: settings stated once, compared across presets (`harness.compare.parity`)."""

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.training.plan import Plan
+from harness.training.plan import FLOOR_SEED, Plan
 from harness.training.worker import perturbed
 from harness.training.workloads import flatten, log_steps
 
@@ -54,7 +54,6 @@ class Result:
 
     status: str
     reason: str = ""
-    seconds: float = math.nan
     losses: np.ndarray = field(default_factory=lambda: np.empty(0))
     norms: np.ndarray = field(default_factory=lambda: np.empty(0))
     evals: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
@@ -84,7 +83,7 @@ def run_rows(plan: Plan, dtype: str, steps: int, results: dict[str, Result]) -> 
                    "status": res.status, "reason": res.reason,
                    "args": json.dumps(r.args, sort_keys=True, default=str)}
             if res.done:
-                start = perturbed(master, dtype, 0) if r.kind == "floor" else master
+                start = perturbed(master, dtype, FLOOR_SEED) if r.kind == "floor" else master
                 row["init_exact"] = bool(np.array_equal(res.params[0], flatten(start)))
                 row["final_loss"], row["final_accuracy"] = (float(v) for v in res.evals[-1])
                 row["nonfinite"] = bool(not np.all(np.isfinite(res.params[-1])))

@@ -38,6 +38,7 @@ from reference.errors import InputValueError
 from reference.translate import KNOBS, Unsupported, knob_args
 
 SETTINGS = ("defaults", "same", "translated")
+FLOOR_SEED = 0  # the signs of a floor run's one-ulp moves (`harness.training.worker.perturbed`)
 MAX_KNOBS = 6  # 2^6 - 2 = 62 extra closed-loop reference runs per pair at most
 
 
@@ -174,7 +175,7 @@ def _knob_runs(p: Plan, other: str) -> list[Run]:
     return out
 
 
-def job(plan: Plan, trainer: str, dtype: str, steps: int, prefix: str = "", seed: int = 0) -> dict[str, Any]:
+def job(plan: Plan, trainer: str, dtype: str, steps: int, prefix: str = "") -> dict[str, Any]:
     """One trainer's runs of ``plan`` for its worker (open runs ride on its own reference run); run ids
     start with ``prefix`` (unique across the jobs of one worker)."""
     own = plan.runs[trainer]
@@ -183,8 +184,8 @@ def job(plan: Plan, trainer: str, dtype: str, steps: int, prefix: str = "", seed
         if r.kind == "open":
             continue
         kind = {"floor": "native", "knobs": "reference"}.get(r.kind, r.kind)
-        entry: dict[str, Any] = {"id": prefix + r.id, "kind": kind,
-                                 "preset": r.preset, "args": r.args, "perturb": seed if r.kind == "floor" else None}
+        entry: dict[str, Any] = {"id": prefix + r.id, "kind": kind, "preset": r.preset, "args": r.args,
+                                 "perturb": FLOOR_SEED if r.kind == "floor" else None}
         if r.kind == "reference" and r.optimizer == trainer:
             entry["replays"] = [{"id": prefix + o.id, "preset": o.preset, "args": o.args}
                                 for o in own if o.kind == "open"]
@@ -198,4 +199,5 @@ def trainer_request(trainer: str, jobs: list[dict[str, Any]]) -> dict[str, Any]:
             "jobs": jobs}
 
 
-__all__ = ["MAX_KNOBS", "SETTINGS", "Plan", "Run", "arguments", "job", "make_plan", "neutral", "trainer_request"]
+__all__ = ["FLOOR_SEED", "MAX_KNOBS", "SETTINGS", "Plan", "Run", "arguments", "job", "make_plan", "neutral",
+           "trainer_request"]

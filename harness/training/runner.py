@@ -7,15 +7,14 @@ workers ``jobs`` at a time and returns the `harness.base.schema.TRAINING_TABLES`
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from harness.base import options, schema
@@ -111,42 +110,33 @@ def run_training(specs: list[TrainSpec], jobs: int | None = None,
     versions: dict[str, dict] = {}
     seconds: dict[str, float] = {}
     lock = threading.Lock()
-    backlog: queue.Queue = queue.Queue()
-    for trainer in sorted(requests, key=lambda t: -sum(len(j["runs"]) for j in requests[t])):
-        backlog.put(trainer)
 
     def on_result(run_id: str, body: dict, arrays: list) -> None:
-        ok = body.get("status") == "done" and len(arrays) == 4
-        res = analysis.Result(str(body.get("status") if ok else "error" if body.get("status") == "done"
-                                  else body.get("status", "error")),
-                              str(body.get("reason", "" if ok else "malformed result")),
-                              float(body.get("seconds", np.nan)), *(arrays if ok else ()))
+        status = str(body.get("status", "error"))
+        ok = status == "done" and len(arrays) == 4
+        res = (analysis.Result("done", "", *arrays) if ok else
+               analysis.Result("error" if status == "done" else status, str(body.get("reason", "malformed result"))))
         with lock:
             results[run_id] = res
 
-    def worker() -> None:
-        while True:
-            try:
-                trainer = backlog.get_nowait()
-            except queue.Empty:
-                return
-            start = time.perf_counter()
-            try:
-                train(trainers.get(trainer), plan.trainer_request(trainer, requests[trainer]), on_result,
-                      lambda hello, t=trainer: versions.__setitem__(t, dict(hello.get("versions", {}))), timeout)
-            except Exception as exc:  # the driver side failed: every run of this trainer says so
-                for j in requests[trainer]:
-                    for r in j["runs"]:
-                        on_result(r["id"], {"status": "error", "reason": f"worker driver failed: {exc}"}, [])
-            seconds[trainer] = time.perf_counter() - start
-            if progress is not None:
-                progress(trainer, seconds[trainer])
+    def one(trainer: str) -> None:
+        start = time.perf_counter()
+        try:
+            train(trainers.get(trainer), plan.trainer_request(trainer, requests[trainer]), on_result,
+                  lambda hello: versions.__setitem__(trainer, dict(hello.get("versions", {}))), timeout)
+        except Exception as exc:  # the driver side failed: every run of this trainer says so
+            for j in requests[trainer]:
+                for r in j["runs"]:
+                    on_result(r["id"], {"status": "error", "reason": f"worker driver failed: {exc}"}, [])
+        seconds[trainer] = time.perf_counter() - start
+        if progress is not None:
+            progress(trainer, seconds[trainer])
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs or 2, len(requests))))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # the trainers with the most runs first: the comparison ends when its last worker does
+    order = sorted(requests, key=lambda t: -sum(len(j["runs"]) for j in requests[t]))
+    if order:
+        with ThreadPoolExecutor(max(1, min(jobs or 2, len(order)))) as pool:
+            list(pool.map(one, order))
     rows: dict[str, list[dict]] = {name: [] for name in schema.TRAINING_TABLES}
     for i, (p, dtype, steps) in enumerate(plans):
         for trainer, reason in unavailable.items():

@@ -12,19 +12,16 @@ KEYS = ("name", "description", "workloads", "frameworks", "settings", "dtypes", 
 _LISTS = ("workloads", "frameworks", "settings", "dtypes")
 
 
-def train_specs(tables: Any, fail: Any) -> tuple[TrainSpec, ...]:
-    """``fail(where, problem)`` returns the loader's one-line error for a bad key or value."""
+def train_specs(tables: Any, loader: Any) -> tuple[TrainSpec, ...]:
+    """``loader`` is the suite loader (`harness.conformance.suite`): its ``keys`` check names the closest
+    allowed key, its ``fail(where, problem)`` is the one-line error."""
+    fail = loader.fail
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise fail("train", "expected [[train]] tables")
     out, seen = [], set()
     for i, table in enumerate(tables):
         where = f"train[{i}]."
-        for key in table:
-            if key not in KEYS:
-                import difflib
-
-                close = difflib.get_close_matches(key, KEYS, n=1)
-                raise fail(f"{where}{key}", "unknown key" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        loader.keys(table, KEYS, where)
         kwargs: dict[str, Any] = {"name": table.get("name", f"train{i}")}
         for key in _LISTS:
             if key in table:

@@ -59,8 +59,7 @@ class Model:
         elif workload.loss == "mse":
             self.loss_fn = keras.losses.MeanSquaredError(**losses)
         else:
-            curvature = np.asarray(QUADRATIC_CURVATURE, dtype)
-            self.loss_fn = lambda y, point: self._ops().quadratic(curvature, point)
+            self.loss_fn = lambda y, point: self._quadratic(np.asarray(QUADRATIC_CURVATURE, dtype), point)
         self._grad = None
         self.set(params)
 
@@ -69,8 +68,9 @@ class Model:
 
         return keras
 
-    def _ops(self) -> Any:
-        return _KerasOps(self.keras.ops)
+    def _quadratic(self, curvature: np.ndarray, point: Any) -> Any:
+        ops = self.keras.ops
+        return 0.5 * ops.sum(ops.multiply(ops.convert_to_tensor(curvature), ops.multiply(point, point)))
 
     def _tensor(self, x: Any) -> Any:
         ops = self.keras.ops
@@ -156,8 +156,10 @@ class TFKerasModel(Model):
 
         return tf_keras
 
-    def _ops(self) -> Any:
-        return _TFOps()
+    def _quadratic(self, curvature: np.ndarray, point: Any) -> Any:
+        import tensorflow as tf
+
+        return 0.5 * tf.reduce_sum(tf.constant(curvature) * point * point)
 
     def _tensor(self, x: Any) -> Any:
         import tensorflow as tf
@@ -184,24 +186,6 @@ class TFKerasModel(Model):
         adapter = instantiate(target)
         opt = adapter.optimizer(args, False)
         return opt, lambda opt, grads: adapter.step(opt, grads, self.variables)
-
-
-class _KerasOps:
-    def __init__(self, ops: Any):
-        self.ops = ops
-
-    def quadratic(self, curvature: np.ndarray, point: Any) -> Any:
-        ops = self.ops
-        c = ops.convert_to_tensor(curvature)
-        return 0.5 * ops.sum(ops.multiply(c, ops.multiply(point, point)))
-
-
-class _TFOps:
-    @staticmethod
-    def quadratic(curvature: np.ndarray, point: Any) -> Any:
-        import tensorflow as tf
-
-        return 0.5 * tf.reduce_sum(tf.constant(curvature) * point * point)
 
 
 def _point_layer(keras: Any, tensor: Any) -> type:
