@@ -134,6 +134,47 @@ def test_train_tables_in_suites(tmp_path: Path):
         load_suite(bad)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--set", "nosuch=1"], "--set nosuch: not a neutral knob"),
+    (["--set", "lr=-1"], "lr=-1.0 is invalid"),
+    (["--base", "torhc"], "unknown framework 'torhc'"),
+    (["--jobs", "0"], "--jobs must be between 1 and 64"),
+    (["--dtype", "int8"], "not 'int8'"),
+    (["--steps", "-5"], "steps"),
+])
+def test_train_options_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys, args, message):
+    out = tmp_path / "o"
+    assert main(["train", "--settings", "same", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_train_dry_run_shows_each_frameworks_arguments_and_writes_nothing(tmp_path: Path, capsys):
+    out = tmp_path / "o"
+    assert main(["train", "--workload", "mlp", "--frameworks", "torch,optax", "--base", "optax", "--settings",
+                 "same", "--set", "decay=0.95", "--dry-run", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "optax: optax({'learning_rate': 0.001, 'decay': 0.95, 'eps': 1e-08})" in text  # optax's defaults, lr, --set
+    assert "torch: torch({'lr': 0.001, 'alpha': 0.95, 'eps': 1e-08})" in text
+    assert "optax vs torch: 1 differing knobs" in text and "nothing was written" in text and not out.exists()
+
+
+@pytest.mark.parametrize("table, message", [
+    ("steps = 1.5", "train[0].steps: expected an integer"),
+    ("set = 3", "train[0].set: expected a table of neutral knobs"),
+    ("timeout = 0", "train[0].timeout: expected seconds > 0"),
+    ("workloads = []", "train[0].workloads: expected a non-empty list of strings"),
+    ("dtypes = [\"float16\"]", "not 'float16'"),
+])
+def test_bad_train_tables_name_the_key(tmp_path: Path, table, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"[[train]]\n{table}\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(bad)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
 def test_train_command_bad_input_exits_2(tmp_path: Path, capsys):
     assert main(["train", "--workload", "nosuch", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

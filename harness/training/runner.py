@@ -57,6 +57,10 @@ class TrainSpec:
                 raise InputValueError(f"training runs in {' or '.join(DTYPES)}, not {d!r}")
         if self.steps is not None:
             options.integer(self.steps, "steps", 1, MAX_STEPS)
+        for w in self.workloads:  # the neutral knobs of `same` and every framework's arguments, before anything runs
+            for settings in self.settings:
+                plan.make_plan(registry.get(w), settings, names if self.base in names else [self.base, *names],
+                               self.base, self.values)
         if self.base not in names:
             names.insert(0, self.base)
         return TrainSpec(name=self.name, workloads=tuple(self.workloads), frameworks=tuple(names),
