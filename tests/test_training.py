@@ -281,6 +281,7 @@ def test_the_clones_and_other_libraries_train_the_seed_model():
     names = ("torch", "timm", "sb3", "pfrl", "jax_example")
     result = run_training([TrainSpec(workloads=("seed",), frameworks=names, settings=("same",))])
     assert not result.failed
+    assert set(result.seconds) == {"torch+timm+sb3+pfrl", "jax_example"}  # one worker per environment
     runs = result.tables["training_runs"]
     native = runs[runs["run"] == "native"].set_index("trainer")
     assert set(native.index) == set(names) and (native["status"] == "done").all()

@@ -176,8 +176,9 @@ def _knob_runs(p: Plan, other: str) -> list[Run]:
 
 
 def job(plan: Plan, trainer: str, dtype: str, steps: int, prefix: str = "") -> dict[str, Any]:
-    """One trainer's runs of ``plan`` for its worker (open runs ride on its own reference run); run ids
-    start with ``prefix`` (unique across the jobs of one worker)."""
+    """One trainer's runs of ``plan`` for a worker (open runs ride on its own reference run); run ids
+    start with ``prefix`` (unique across the jobs of one worker). Trainers that share an environment
+    share a worker (`harness.training.runner`)."""
     own = plan.runs[trainer]
     body = []
     for r in own:
@@ -190,14 +191,9 @@ def job(plan: Plan, trainer: str, dtype: str, steps: int, prefix: str = "") -> d
             entry["replays"] = [{"id": prefix + o.id, "preset": o.preset, "args": o.args}
                                 for o in own if o.kind == "open"]
         body.append(entry)
-    return {"workload": plan.workload.name, "dtype": dtype, "steps": steps, "runs": body}
-
-
-def trainer_request(trainer: str, jobs: list[dict[str, Any]]) -> dict[str, Any]:
     t = registry.get(trainer)
     return {"trainer": {"name": t.name, "model": t.model, "target": t.target, "modules": list(t.modules)},
-            "jobs": jobs}
+            "workload": plan.workload.name, "dtype": dtype, "steps": steps, "runs": body}
 
 
-__all__ = ["FLOOR_SEED", "MAX_KNOBS", "SETTINGS", "Plan", "Run", "arguments", "job", "make_plan", "neutral",
-           "trainer_request"]
+__all__ = ["FLOOR_SEED", "MAX_KNOBS", "SETTINGS", "Plan", "Run", "arguments", "job", "make_plan", "neutral"]

@@ -71,8 +71,8 @@ class TrainSpec:
 @dataclass
 class TrainResult:
     tables: dict[str, pd.DataFrame]
-    versions: dict[str, dict[str, str | None]]  # trainer -> package versions its worker reported
-    seconds: dict[str, float]  # trainer -> wall time of its worker
+    versions: dict[str, dict[str, str | None]]  # worker ("torch+timm": trainers sharing one) -> package versions
+    seconds: dict[str, float]  # worker -> its wall time
 
     @property
     def failed(self) -> list[str]:
@@ -99,7 +99,9 @@ def run_training(specs: list[TrainSpec], jobs: int | None = None,
                 p = plan.make_plan(workload, settings, list(s.frameworks), s.base, s.values)
                 plans += [(p, d, s.steps or workload.steps) for d in s.dtypes]
     timeout = max((s.timeout for s in specs), default=600.0)
-    requests: dict[str, list[dict]] = {}
+    # trainers that share an environment (torch and the torch clones; tf_keras and TF1) share a worker
+    names: dict[tuple, list[str]] = {}
+    queued: dict[tuple, list[dict]] = {}
     prefixes: dict[int, str] = {}
     unavailable: dict[str, str] = {}
     for i, (p, dtype, steps) in enumerate(plans):
@@ -109,7 +111,12 @@ def run_training(specs: list[TrainSpec], jobs: int | None = None,
             if reason is not None:
                 unavailable[trainer] = reason
                 continue
-            requests.setdefault(trainer, []).append(plan.job(p, trainer, dtype, steps, prefixes[i]))
+            key = tuple(sorted(trainers.get(trainer).environment().items()))
+            names.setdefault(key, [])
+            if trainer not in names[key]:
+                names[key].append(trainer)
+            queued.setdefault(key, []).append(plan.job(p, trainer, dtype, steps, prefixes[i]))
+    requests = {"+".join(names[key]): queued[key] for key in names}  # worker label ("tf_keras+tf1") -> its jobs
     results: dict[str, analysis.Result] = {}
     versions: dict[str, dict] = {}
     seconds: dict[str, float] = {}
@@ -123,20 +130,21 @@ def run_training(specs: list[TrainSpec], jobs: int | None = None,
         with lock:
             results[run_id] = res
 
-    def one(trainer: str) -> None:
+    def one(label: str) -> None:
         start = time.perf_counter()
+        env = trainers.get(label.split("+")[0]).environment()
         try:
-            train(trainers.get(trainer), plan.trainer_request(trainer, requests[trainer]), on_result,
-                  lambda hello: versions.__setitem__(trainer, dict(hello.get("versions", {}))), timeout)
-        except Exception as exc:  # the driver side failed: every run of this trainer says so
-            for j in requests[trainer]:
+            train(env, {"jobs": requests[label]}, on_result,
+                  lambda hello: versions.__setitem__(label, dict(hello.get("versions", {}))), timeout)
+        except Exception as exc:  # the driver side failed: every run of this worker says so
+            for j in requests[label]:
                 for r in j["runs"]:
                     on_result(r["id"], {"status": "error", "reason": f"worker driver failed: {exc}"}, [])
-        seconds[trainer] = time.perf_counter() - start
+        seconds[label] = time.perf_counter() - start
         if progress is not None:
-            progress(trainer, seconds[trainer])
+            progress(label, seconds[label])
 
-    # the trainers with the most runs first: the comparison ends when its last worker does
+    # the workers with the most runs first: the comparison ends when its last worker does
     order = sorted(requests, key=lambda t: -sum(len(j["runs"]) for j in requests[t]))
     if order:
         with ThreadPoolExecutor(max(1, min(jobs or 2, len(order)))) as pool:

@@ -44,15 +44,15 @@ def run_ids(request: dict[str, Any]) -> list[str]:
             for i in (r["id"], *(p["id"] for p in r.get("replays", ())))]
 
 
-def train(trainer: Any, request: dict[str, Any], on_result: Callable[[str, Payload, list], None],
+def train(env: dict[str, str], request: dict[str, Any], on_result: Callable[[str, Payload, list], None],
           on_hello: Callable[[dict], None], timeout: float) -> None:
-    """Run every job of ``request`` (``{"trainer", "jobs": [{"workload", "dtype", "steps", "runs"}]}``) in
-    one worker; ``on_result(run_id, payload, arrays)`` once for every run and replay, an ``error``
-    payload with the reason when the worker fails or a run passes ``timeout`` seconds."""
+    """Run every job of ``request`` (``{"jobs": [{"trainer", "workload", "dtype", "steps", "runs"}]}``, trainers
+    that share the environment ``env``) in one worker; ``on_result(run_id, payload, arrays)`` once for every
+    run and replay, an ``error`` payload with the reason when the worker fails or a run passes ``timeout``
+    seconds."""
     ids = run_ids(request)
     done: set[str] = set()
-    worker = spawn.Worker("harness.training.worker", [], trainer.environment(),
-                          channel.encode("train", request))
+    worker = spawn.Worker("harness.training.worker", [], env, channel.encode("train", request))
     reader = channel.Reader(worker.read_fd)
     deadline = time.monotonic() + timeout + STARTUP_GRACE
     reason = ""
@@ -172,7 +172,6 @@ def _main(fd: int) -> int:
     from harness.base.host import package_version
 
     request = channel.read_stdin_request().body
-    trainer = request["trainer"]
     sent: set[str] = set()
 
     def send(run_id: str, body: Payload, arrays: list) -> None:
@@ -180,18 +179,22 @@ def _main(fd: int) -> int:
             sent.add(run_id)
             channel.send(fd, "result", {"id": run_id, **body}, arrays)
 
-    try:
-        module_name, cls = trainer["model"].split(":")
-        module = importlib.import_module(module_name)
-        module.determinism()
-        model_cls = getattr(module, cls)
-    except Exception as exc:  # the framework does not import: every run says why
-        channel.send(fd, "hello", {"versions": {}})
-        for run_id in run_ids(request):
-            send(run_id, {"status": "error", "reason": f"cannot load {trainer['name']}: {_describe(exc)}"}, [])
-        return 0
-    channel.send(fd, "hello", {"versions": {m: package_version(m) for m in trainer["modules"]}})
+    modules = {m for job in request["jobs"] for m in job["trainer"]["modules"]}
+    channel.send(fd, "hello", {"versions": {m: package_version(m) for m in sorted(modules)}})
+    loaded: dict[str, Any] = {}
     for job in request["jobs"]:
+        trainer = job["trainer"]
+        ids = [i for r in job["runs"] for i in (r["id"], *(p["id"] for p in r.get("replays", ())))]
+        try:
+            module_name, cls = trainer["model"].split(":")
+            if module_name not in loaded:
+                loaded[module_name] = importlib.import_module(module_name)
+                loaded[module_name].determinism()
+            model_cls = getattr(loaded[module_name], cls)
+        except Exception as exc:  # the framework does not import: every run of it says why
+            for run_id in ids:
+                send(run_id, {"status": "error", "reason": f"cannot load {trainer['name']}: {_describe(exc)}"}, [])
+            continue
         w, dtype, steps = workload(job["workload"]), job["dtype"], int(job["steps"])
         x, y = w.data()
         data = (x.astype(dtype), y if w.classifier else y.astype(dtype))
