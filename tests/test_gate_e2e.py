@@ -109,8 +109,9 @@ def test_cli_save_gate_plant_and_update(fake_suite, tmp_path, capsys, monkeypatc
     verdict = json.loads((run / "gate.json").read_text())
     assert verdict["verdict"] == "pass" and verdict["regressions"] == 0 and verdict["findings"] == []
     # a planted nudge (parameters 2^-22 relative off): a few ULP, still within tolerance, and still news
-    monkeypatch.setenv("FAKE_1", "nudge")
-    assert main(["run", "--suite", str(fake_suite), "--out", str(run), "--no-progress", "--no-report"]) == 0
+    monkeypatch.setenv("FAKE_1", "nudge")  # a change the task hash cannot see: the shards must be rerun
+    assert main(["run", "--suite", str(fake_suite), "--out", str(run), "--no-progress", "--no-report",
+                 "--rerun", "all"]) == 0
     capsys.readouterr()
     assert main(["gate", "--baseline", str(bl), "--current", str(run), "--out", str(tmp_path / "g")]) == 1
     out = capsys.readouterr().out
@@ -120,7 +121,7 @@ def test_cli_save_gate_plant_and_update(fake_suite, tmp_path, capsys, monkeypatc
     assert "two / fake" not in md.split("### Regressions")[1].split("###")[0]  # only the planted case
     # a planted drift (1e-6 relative): float64 fails outright
     monkeypatch.setenv("FAKE_1", "drift")
-    main(["run", "--suite", str(fake_suite), "--out", str(run), "--no-progress", "--no-report"])
+    main(["run", "--suite", str(fake_suite), "--out", str(run), "--no-progress", "--no-report", "--rerun", "all"])
     capsys.readouterr()
     assert main(["gate", "--baseline", str(bl), "--current", str(run), "--out", str(tmp_path / "g")]) == 1
     md = (tmp_path / "g" / "gate.md").read_text()

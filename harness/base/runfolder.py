@@ -52,9 +52,10 @@ SCHEMA = schema.VERSION
 MANIFEST = "run.json"
 LOCK = ".lock"
 GENERATIONS = ".generations"
+SHARDS = "shards"  # one file per finished task (`harness.base.shards`): kept across runs, for resume
 #: Files a run or the report/gate commands write into a run folder (the rest is refused as an output).
 OUTPUTS = (*(f"{t}.{ext}" for t in schema.TABLES for ext in ("parquet", "csv")), "env.json", MANIFEST,
-           "report.md", "report.html", "gate.md", "gate.json", "overhead.csv", LOCK, GENERATIONS)
+           "report.md", "report.html", "gate.md", "gate.json", "overhead.csv", LOCK, GENERATIONS, SHARDS)
 
 
 class RunFolderError(InputError, ValueError):
@@ -72,7 +73,7 @@ def check_path(path: str | Path, what: str = "path") -> Path:
     return Path(text)
 
 
-def _refuse_symlink(path: Path, what: str = "output") -> None:
+def refuse_symlink(path: Path, what: str = "output") -> None:
     check_path(path)
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         if stat.S_ISLNK(os.lstat(path).st_mode):
@@ -83,8 +84,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """``write(tmp)`` into a fresh temporary beside ``path`` (``O_EXCL``, random name), then rename it
     over ``path``. A symlink at ``path`` or a symlinked folder is refused, never followed."""
     path = Path(path)
-    _refuse_symlink(path.parent, "output folder")
-    _refuse_symlink(path)
+    refuse_symlink(path.parent, "output folder")
+    refuse_symlink(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -144,7 +145,7 @@ def prepare_output(path: str | Path, *, create: bool = True) -> Path:
         raise RunFolderError("--out '': give a folder for the results (an empty string would mean the current "
                              "directory)")
     folder = check_path(path, "--out")
-    _refuse_symlink(folder, "output folder")
+    refuse_symlink(folder, "output folder")
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"{folder}: exists and is not a folder")
     if folder.is_dir():
@@ -172,7 +173,7 @@ class Lock:
 
     def __init__(self, folder: Path):
         path = folder / LOCK
-        _refuse_symlink(path, "lock file")
+        refuse_symlink(path, "lock file")
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,7 +203,7 @@ class RunFolder:
         self.generation = 0
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         for name in OUTPUTS:
-            if name in (LOCK,):
+            if name in (LOCK, SHARDS):  # the shards decide themselves what a new run keeps
                 continue
             target = self.path / name
             if target.is_dir() and not target.is_symlink():
@@ -216,7 +217,7 @@ class RunFolder:
         """Write a new generation of every table and ``env.json``, commit it in ``run.json``, publish."""
         self.generation += 1
         gens = self.path / GENERATIONS
-        _refuse_symlink(gens, "generations folder")
+        refuse_symlink(gens, "generations folder")
         gens.mkdir(exist_ok=True)
         gen = Path(tempfile.mkdtemp(prefix=f"{self.generation:06d}-", dir=gens))
         files: dict[str, dict[str, Any]] = {}
@@ -367,4 +368,4 @@ def _verified(folder: Path, gen: Path, name: str, digest: str) -> bytes:
 
 __all__ = ["MANIFEST", "SCHEMA", "Loaded", "Lock", "RunFolder", "RunFolderError", "check_path", "load",
            "prepare_output",
-           "read_bytes", "read_json", "read_parquet", "write_atomic", "write_text"]
+           "read_bytes", "read_json", "read_parquet", "refuse_symlink", "write_atomic", "write_text"]

@@ -95,6 +95,10 @@ TRAINING_ATTRIBUTION = [*TRAINING_KEY, "a", "b", "term", "category", "loss_delta
 TRAINING_KNOBS = [*TRAINING_KEY, "a", "b", "knob", "value_a", "value_b", "alone_loss", "shapley_loss", "loss_share",
                   "shapley_distance", "distance_share"]
 
+#: Columns that time a task rather than measure it: two runs of one task differ there and nowhere else
+#: (resume, merge and the executors compare tables without them).
+TIMINGS: dict[str, tuple[str, ...]] = {"summary": ("seconds",)}
+
 #: The columns that name one row of a table (what the gate matches a baseline's rows by).
 KEYS: dict[str, list[str]] = {
     "summary": CASE_KEY,
@@ -148,6 +152,7 @@ __all__ = [
     "SWEEP",
     "TABLES",
     "THROUGHPUT",
+    "TIMINGS",
     "TRAINING",
     "TRAINING_ATTRIBUTION",
     "TRAINING_DIVERGENCE",

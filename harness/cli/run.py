@@ -33,13 +33,30 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSVs")
     p.add_argument("--no-train", action="store_true", help="skip the suite's [[train]] tables (closed-loop training, "
                                                            "docs/training.md)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run only the k-th of n deterministic parts of the plan (a CI matrix: one machine per part; "
+                        "rmsprop-harness merge joins the folders)")
+    p.add_argument("--rerun", choices=("failed", "all"),
+                   help="a run into a folder that holds shards of an earlier attempt reuses every valid one (same "
+                        "task, environment and machine); failed reruns those that did not pass, all reruns "
+                        "everything")
+    p.add_argument("--env", action="append", metavar="PKG==VER[+PKG==VER]",
+                   help="also run the adapters of these packages in a cached environment with them installed "
+                        "(e.g. --env optax==0.1.7; join packages with +); versions stand side by side as "
+                        "adapter@environment rows (docs/distributed.md)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: worker processes on this machine (default); ray: each worker group a Ray task, on "
+                        "--ray-address or on a local Ray instance with --jobs worker processes")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="an existing Ray cluster (ray://host:10001 or auto); default: start a local instance")
     p.add_argument("--dry-run", action="store_true",
                    help="load and check everything (suite, adapters, options), print the plan: tasks per adapter, "
                         "the workers and the parity scenarios; run nothing, write nothing")
     return p
 
 
-def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str, no_train: bool = False) -> int:
+def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str, no_train: bool = False,
+             environments=None) -> int:
     """The plan of a run, without running it."""
     from collections import Counter
 
@@ -49,14 +66,15 @@ def _dry_run(suite, adapters, devices, dtypes, cases, jobs, out: str, no_train: 
     from harness.adapters import ADAPTERS
     from harness.conformance.runner import prepare
 
-    suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs)
+    suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs,
+                           environments=environments)
     table = Table("adapter", "worker", "tasks", "unsupported", "dtypes", "devices", title=f"suite {suite.name}: plan")
     by_adapter: dict[str, list] = {}
     for p in tasks:
-        by_adapter.setdefault(p.adapter, []).append(p)
-    workers = Counter(ADAPTERS[a].worker_key for a in by_adapter)
+        by_adapter.setdefault(p.label, []).append(p)
+    workers = Counter((ADAPTERS[ps[0].adapter].worker_key, ps[0].environment) for ps in by_adapter.values())
     for adapter, planned in by_adapter.items():
-        info = ADAPTERS[adapter]
+        info = ADAPTERS[planned[0].adapter]
         table.add_row(adapter, info.module.rsplit(".", 1)[-1],
                       str(sum(p.task is not None for p in planned)), str(sum(p.task is None for p in planned)),
                       ",".join(sorted({p.dtype for p in planned})), ",".join(sorted({p.device for p in planned})))
@@ -120,12 +138,16 @@ def main(args: argparse.Namespace) -> int:
 
     from harness import report
     from harness.adapters import resolve
+    from harness.base.envs import Environment
     from harness.base.runfolder import prepare_output
     from harness.cli import console
     from harness.conformance.runner import run_suite
     from harness.conformance.suite import load_suite
+    from harness.conformance.units import parse_shard
 
     adapters, cases = split(args.adapter, "--adapter"), split(args.case, "--case")
+    environments = [Environment.from_spec(e) for e in split(args.env, "--env") or []]
+    parse_shard(args.shard)
     devices, dtypes = split(args.device, "--device"), split(args.dtype, "--dtype")
     if not args.dry_run:
         prepare_output(args.out, create=False)  # a bad --out is refused before anything runs
@@ -133,10 +155,12 @@ def main(args: argparse.Namespace) -> int:
     if adapters:  # user adapters are described (a subprocess) before the progress bar starts
         resolve(adapters)
     if args.dry_run:
-        return _dry_run(suite, adapters, devices, dtypes, cases, args.jobs, args.out, args.no_train)
+        return _dry_run(suite, adapters, devices, dtypes, cases, args.jobs, args.out, args.no_train, environments)
     with _Progress(f"suite {suite.name}", not args.no_progress) as progress:
         result = run_suite(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, out=args.out,
-                           jobs=args.jobs, progress=progress.update, training=not args.no_train)
+                           jobs=args.jobs, progress=progress.update, training=not args.no_train,
+                           environments=environments, shard=args.shard, rerun=args.rerun, executor=args.executor,
+                           address=args.ray_address)
     run = report.Run(result.out, {**result.tables, "throughput": pd.DataFrame()}, result.env,
                      {"complete": True})
     Console().print(console.status_table(result.summary))
@@ -144,8 +168,12 @@ def main(args: argparse.Namespace) -> int:
         print(line)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
     written = ", ".join(name for name, frame in result.tables.items() if len(frame))
-    print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s -> {args.out}/ ({written}.parquet, "
-          "env.json, run.json)")
+    plan = result.env.get("plan", {})
+    resumed = f", {result.env['resumed']} of {plan.get('selected')} tasks reused from {args.out}/shards" \
+        if result.env.get("resumed") else ""
+    part = f" (part {plan['shard']} of the plan)" if plan.get("shard", "1/1") != "1/1" else ""
+    print(f"{suite.name}: {counts} in {result.env['wall_seconds']:.0f} s{resumed}{part} -> {args.out}/ "
+          f"({written}.parquet, env.json, run.json)")
     if result.training:
         pairs = result.training["training_pairs"]
         verdicts = ", ".join(f"{n} {v}" for v, n in pairs["verdict"].value_counts().items())

@@ -162,6 +162,7 @@ class Suite:
     description: str = ""
     parity: tuple[Scenario, ...] = ()  # cross-framework parity scenarios (`harness.compare.parity`)
     train: tuple[Any, ...] = ()  # closed-loop training (`harness.training.runner.TrainSpec`)
+    environments: tuple[Any, ...] = ()  # named package sets (`harness.base.envs.Environment`)
 
 
 __all__ = ["SCHEDULES", "Case", "Schedule", "ScheduleError", "Suite"]

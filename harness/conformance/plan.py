@@ -31,6 +31,13 @@ class Planned:
     spec: RMSpropSpec | None
     task: Task | None
     reason: str = ""  # why it is unsupported (then task is None)
+    environment: str = "default"  # a named package set (`harness.base.envs`), or the harness's own
+
+    @property
+    def label(self) -> str:
+        """The ``adapter`` column: the adapter, and the environment when it is not the harness's own
+        (``optax@optax-0.1.7``), so versions stand side by side in every table."""
+        return self.adapter if self.environment == "default" else f"{self.adapter}@{self.environment}"
 
     @cached_property
     def key(self) -> tuple:

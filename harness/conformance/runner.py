@@ -7,6 +7,12 @@ case, preset, arguments and dtype, and measures every recorded snapshot against 
 seconds and at the end (`harness.base.runfolder`), so an interrupted run keeps what it finished
 and says it is incomplete (``run.json``: planned vs finished tasks).
 
+Every finished unit (a task, the parity scenarios, the training) is also kept as a shard
+(`harness.base.shards`), so the same command again resumes where a killed run stopped, with
+tables identical to an uninterrupted run; ``shard=(k, n)`` runs one part of the plan for a CI
+matrix (`harness.conformance.merge` joins the parts), ``executor="ray"`` runs the worker groups
+on a Ray cluster and ``environments`` adds named package sets (`harness.base.envs`) side by side.
+
 The ``warnings`` column lists what the framework silently rewrites or ignores in the
 arguments given (``epsilon=0`` becoming 1e-7 in tf_keras legacy, ``lr=`` ignored by
 tf_keras, a float32 clip factor on Keras' torch backend, ...), separated by `` | ``.
@@ -21,12 +27,8 @@ crashed, timed out or sent a malformed or incomplete result; the reason says whi
 
 from __future__ import annotations
 
-import os
-import queue
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,19 +36,16 @@ from typing import Any
 
 import pandas as pd
 
-from harness.adapters import ADAPTERS
-from harness.base import environment, options, schema
-from harness.compare.parity import parity
+from harness.base import environment, envs, options, schema, shards
+from harness.base.shards import ShardStore
 from harness.conformance.cases import Suite
-from harness.conformance.knob import explaining_knob
-from harness.conformance.metrics import ReferencePoint, reference_points
+from harness.conformance.driver import Driver
+from harness.conformance.executor import EXECUTORS, ray_available
 from harness.conformance.plan import Planned, RunError, plan
 from harness.conformance.suite import load_suite
-from harness.conformance.verdict import divergence_rows, summary_row, ulp_rows, verdict
-from harness.conformance.worker import run_worker
+from harness.conformance.units import in_shard, parse_shard, plan_units, with_environments
 from harness.conformance.writer import RunWriter
 from harness.process import spawn
-from harness.training.runner import TrainResult, run_training
 
 STATUSES = schema.STATUSES
 SUMMARY_COLUMNS = schema.SUMMARY
@@ -88,41 +87,6 @@ class RunResult:
         return {s: int((self.summary["status"] == s).sum()) for s in STATUSES}
 
 
-@dataclass
-class _References:
-    """Reference trajectories shared by the tasks with the same `Planned.key`, computed on first use."""
-
-    remaining: dict[tuple, int] = field(default_factory=dict)  # reference key -> tasks still to compare
-    cache: dict[tuple, dict[int, ReferencePoint]] = field(default_factory=dict)
-
-    def get(self, p: Planned) -> dict[int, ReferencePoint]:
-        key = p.key
-        if key not in self.cache:
-            self.cache[key] = reference_points(p.spec, p.case.gradient_stream(), p.task.params0, p.case.steps,
-                                               p.dtype, p.task.record_steps, p.task.lrs)
-        points = self.cache[key]
-        self.release(p)
-        return points
-
-    def release(self, p: Planned) -> None:
-        """One task of this reference is finished; drop the reference after the last one."""
-        self.remaining[p.key] -= 1
-        if not self.remaining[p.key]:
-            self.cache.pop(p.key, None)  # memory: only the references still needed are kept
-
-
-def _measure(p: Planned, payload: dict, references: _References, suite: str) -> tuple[dict, list, list]:
-    points = references.get(p)
-    rows = divergence_rows(p, payload["snapshots"], points, suite)
-    status, reason, used = verdict(rows, [points[s.step] for s in payload["snapshots"]])
-    if status == "fail":
-        knob = explaining_knob(p, payload["snapshots"])
-        if knob is not None:
-            reason += f"; {knob} reproduces this run within tolerance"
-    return (summary_row(p, suite, status, reason, rows, payload, used), rows,
-            ulp_rows(p, payload["snapshots"], points, suite))
-
-
 def _unavailable(tasks: list[Planned], results: dict[int, dict], devices: list[str] | None) -> list[str]:
     """Explicitly asked devices on which no task could run (``--device gpu`` on a machine without one)."""
     asked: dict[str, list[int]] = {}
@@ -141,15 +105,26 @@ def _unavailable(tasks: list[Planned], results: dict[int, dict], devices: list[s
 
 
 def prepare(suite: Suite | str | Path, *, adapters: list[str] | None = None, devices: list[str] | None = None,
-            dtypes: list[str] | None = None, cases: list[str] | None = None, jobs: int | None = None
-            ) -> tuple[Suite, list[Planned]]:
+            dtypes: list[str] | None = None, cases: list[str] | None = None, jobs: int | None = None,
+            environments: list[envs.Environment] | None = None) -> tuple[Suite, list[Planned]]:
     """Check the options (one line on bad input), load the suite and plan its tasks (what ``--dry-run``
-    prints)."""
+    prints): every task in the harness's own environment, then in each named one that runs its adapter."""
     devices, dtypes = options.devices(devices), options.dtypes(dtypes)
     options.integer(jobs, "--jobs", 1, 256)
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
-    return suite, plan(suite, adapters, devices, dtypes, cases)
+    named = _environments(suite, environments)
+    return suite, with_environments(plan(suite, adapters, devices, dtypes, cases), named)
+
+
+def _environments(suite: Suite, extra: list[envs.Environment] | None) -> list[envs.Environment]:
+    """The suite's ``[environments.*]`` and ``--env``'s, one per name."""
+    out: dict[str, envs.Environment] = {e.name: e for e in suite.environments}
+    for env in extra or []:
+        if env.name in out and out[env.name] != env:
+            raise RunError(f"--env {env.name}: the suite already defines an environment of that name")
+        out[env.name] = env
+    return list(out.values())
 
 
 def run_suite(
@@ -164,143 +139,90 @@ def run_suite(
     progress: Callable[[int, int, dict], None] | None = None,
     parity_scenarios: bool | None = None,
     training: bool = True,
+    environments: list[envs.Environment] | None = None,
+    shard: str | tuple[int, int] | None = None,
+    rerun: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> RunResult:
     """Run ``suite`` (a `Suite`, a built-in name or a path) and return the DataFrames.
 
     ``out=None`` keeps everything in memory. ``progress(done, total, summary_row)`` is
-    called after each task. The suite's ``[[parity]]`` scenarios (`harness.compare.parity`) are
+    called after each unit. The suite's ``[[parity]]`` scenarios (`harness.compare.parity`) are
     computed too, unless ``cases`` selects a subset (then only with ``parity_scenarios=True``)
     or ``parity_scenarios=False``; so are its ``[[train]]`` tables (`harness.training`), unless ``cases`` or
     ``adapters`` select a subset or ``training=False``.
+
+    Every finished unit leaves a shard in ``out/shards`` (`harness.conformance.units`); running into the
+    same folder again reuses the valid ones (same task, environment and machine) unless ``rerun`` is
+    ``all`` (or ``failed``: keep only the passing ones). ``shard=(k, n)`` runs the k-th of n parts;
+    ``executor="ray"`` runs the worker groups as Ray tasks (`harness.conformance.executor`).
     """
-    suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs)
-    if not tasks and not (training and suite.train and cases is None and adapters is None):
+    suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs,
+                           environments=environments)
+    part = parse_shard(shard) if not isinstance(shard, tuple) else parse_shard(f"{shard[0]}/{shard[1]}")
+    if rerun not in (None, "failed", "all"):
+        raise RunError(f"--rerun {rerun!r}: give failed or all")
+    if executor not in EXECUTORS:
+        raise RunError(f"--executor {executor!r}: give one of {', '.join(EXECUTORS)}")
+    if executor == "ray" and ray_available():
+        raise RunError(ray_available())
+    do_parity = bool(suite.parity) and bool(parity_scenarios or (parity_scenarios is None and cases is None))
+    do_training = bool(training and suite.train and (parity_scenarios or (parity_scenarios is None and cases is None
+                                                                          and adapters is None)))
+    if not tasks and not do_training:
         raise RunError(f"no task in suite {suite.name!r}: it only trains ([[train]]), and this run skips that")
+    named = {e.name: e for e in _environments(suite, environments)}
+    units = plan_units(suite, tasks, list(named.values()), parity=do_parity, training=do_training)
+    mine = [u for u in units if in_shard(u, part)]
     devices, dtypes = options.devices(devices), options.dtypes(dtypes)  # as recorded in env.json
-    writer = RunWriter(Path(out) if out is not None else None, len(tasks))
+    for name in dict.fromkeys(u.environment for u in mine if u.environment != envs.DEFAULT):
+        envs.ensure(named[name], lambda line: print(line, file=sys.stderr, flush=True))
+    writer = RunWriter(Path(out) if out is not None else None, len(mine))
+    store = ShardStore(writer.out) if writer.out is not None else None
     env = environment.environment(
         suite={"name": suite.name, "path": str(suite.path), "sha256": suite.digest},
         seeds={c.name: c.seed for c in suite.cases}, workers={},
-        filters={"adapters": adapters, "devices": devices, "dtypes": dtypes, "cases": cases})
+        filters={"adapters": adapters, "devices": devices, "dtypes": dtypes, "cases": cases},
+        plan={"units": [u.hash for u in units], "shard": f"{part[0]}/{part[1]}" if part else "1/1",
+              "selected": len(mine), "code": shards.code_digest(), "executor": executor, "rerun": rerun},
+        environments={n: {"packages": list(e.packages), "installed": envs.versions(e)} for n, e in named.items()})
     started = time.perf_counter()
     hellos: list[dict] = []
     environment.finish(env, hellos, started)
     writer.publish(env)
-    references = _References()
-    payloads: dict[int, dict] = {}
+    state = Driver(suite=suite, writer=writer, store=store, env=env, hellos=hellos, started=started,
+                 progress=progress, total=len(mine), named=named)
     complete = False
-    trained = None
-
-    def finish(i: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
-        writer.add(i, summary, rows, ulp)
-        if writer.due():
-            environment.finish(env, hellos, started)
-            writer.publish(env)
-        if progress is not None:
-            progress(writer.finished, len(tasks), summary or {})
-
     try:
-        runnable: list[int] = []
-        for i, p in enumerate(tasks):
-            if p.task is None:
-                finish(i, summary_row(p, suite.name, "unsupported", p.reason))
-            else:
-                runnable.append(i)
-                references.remaining[p.key] = references.remaining.get(p.key, 0) + 1
-        groups: dict[tuple, list[int]] = {}
-        for i in runnable:
-            groups.setdefault(ADAPTERS[tasks[i].adapter].worker_key, []).append(i)
-        results: queue.Queue = queue.Queue()
-
-        def work(indices: list[int]) -> None:
-            names = list(dict.fromkeys(tasks[i].adapter for i in indices))
-            try:
-                run_worker(names, [tasks[i].task for i in indices],
-                           lambda j, payload: results.put((indices[j], payload)), hellos.append)
-            except Exception as exc:  # the driver side of a worker failed: record, never hang
-                for i in indices:
-                    results.put((i, {"status": "error", "reason": f"worker driver failed: {exc}"}))
-
-        # the largest groups first (longest processing time first): the run ends when its last worker does
-        backlog: queue.Queue = queue.Queue()
-        for indices in sorted(groups.values(), key=len, reverse=True):
-            backlog.put(indices)
-
-        def runner() -> None:
-            while True:
-                try:
-                    indices = backlog.get_nowait()
-                except queue.Empty:
-                    return
-                work(indices)
-
-        for _ in range(jobs or max(1, min(len(groups), os.cpu_count() or 1))):
-            threading.Thread(target=runner, daemon=True).start()
-        if suite.parity and (parity_scenarios or (parity_scenarios is None and cases is None)):
-            _parity(suite, writer, env)
-        while len(payloads) < len(runnable):
-            i, payload = results.get()
-            if i in payloads:
-                continue
-            payloads[i] = payload
-            p = tasks[i]
-            if payload["status"] == "done":
-                try:
-                    finish(i, *_measure(p, payload, references, suite.name))
-                except Exception as exc:  # a harness bug on one task: its row says so, the traceback is shown
-                    traceback.print_exc(file=sys.stderr)
-                    finish(i, summary_row(p, suite.name, "error", f"harness error while measuring: "
-                                       f"{type(exc).__name__}: {exc}", payload=payload))
-            else:
-                references.release(p)
-                finish(i, None if payload["status"] == "absent" else
-                       summary_row(p, suite.name, payload["status"], payload["reason"], payload=payload))
-        if training and suite.train and (parity_scenarios or (parity_scenarios is None and cases is None
-                                                           and adapters is None)):
-            trained = _training(suite, writer, env, jobs)
+        todo = state.resume(mine, rerun, units)
+        state.execute(todo, jobs, executor, address)
         complete = True
     except BaseException:
         spawn.kill_all()  # interrupted (Ctrl-C, SIGTERM): no worker outlives the driver
         raise
     finally:
-        environment.finish(env, hellos, started)
+        environment.finish(env, state.unique_hellos(), started)
         env["complete"] = complete
+        env["resumed"] = state.resumed
         writer.publish(env, complete=complete)
         writer.close()
-    tables = writer.tables()
-    empty = {name: pd.DataFrame(columns=schema.COLUMNS[name]) for name in ("parity", "attribution", "sweep",
-                                                                            "interactions")}
+    return _result(state, devices)
+
+
+def _result(run: Driver, devices: list[str] | None) -> RunResult:
+    tables = run.writer.tables()
+    empty = {n: pd.DataFrame(columns=schema.COLUMNS[n]) for n in ("parity", "attribution", "sweep",
+                                                                   "interactions")}
     tables = {**empty, **tables}
-    return RunResult(tables["divergence"], tables["summary"], env, writer.out, tables["ulp_histogram"],
-                     tables["parity"], tables["attribution"], tables["sweep"], tables["interactions"],
-                     _unavailable(tasks, payloads, devices), trained.tables if trained else {},
-                     trained.failed if trained else [])
-
-
-def _training(suite: Suite, writer: RunWriter, env: dict, jobs: int | None) -> TrainResult:
-    """The suite's closed-loop training (`harness.training`), after the conformance tasks."""
-    result = run_training(list(suite.train), jobs)
-    writer.extra = {**writer.extra, **result.tables}
-    env["training"] = {s.name: {"workloads": list(s.workloads), "frameworks": list(s.frameworks),
-                                "settings": list(s.settings), "dtypes": list(s.dtypes), "base": s.base}
-                       for s in suite.train}
-    env["training_versions"], env["training_seconds"] = result.versions, result.seconds
-    return result
-
-
-def _parity(suite: Suite, writer: RunWriter, env: dict) -> None:
-    """The suite's parity scenarios (reference only, seconds), computed while the workers start up."""
-    try:
-        result = parity(list(suite.parity))
-        writer.extra = {"parity": result.pairs, "sweep": result.sweep, "attribution": result.attribution,
-                        "interactions": result.interactions}
-        env["parity"] = {s.name: {"settings": dict(s.settings), "presets": list(s.presets),
-                                  "stream": s.stream.label(), "steps": s.steps, "seed": s.seed,
-                                  "scales": list(s.scale_list()), "description": s.description,
-                                  "skipped": result.skipped[s.name]} for s in suite.parity}
-    except Exception as exc:  # never lose the conformance rows over the parity tables
-        traceback.print_exc(file=sys.stderr)
-        env["parity_error"] = f"{type(exc).__name__}: {exc}"
+    training = {n: tables[n] for n in schema.TRAINING_TABLES if n in tables}
+    failed = [line for s in run.writer.shards.values() for line in s.env.get("training_failed", [])]
+    planned = [u.planned for u in run.units.values() if u.planned is not None]
+    payloads = {i: run.payloads.get(u.order, {}) for i, u in enumerate(
+        u for u in run.units.values() if u.planned is not None)}
+    return RunResult(tables["divergence"], tables["summary"], run.env, run.writer.out,
+                     tables["ulp_histogram"], tables["parity"], tables["attribution"], tables["sweep"],
+                     tables["interactions"], _unavailable(planned, payloads, devices), training, failed)
 
 
 __all__ = ["DIVERGENCE_COLUMNS", "STATUSES", "SUMMARY_COLUMNS", "TABLES", "RunError", "RunResult", "plan", "prepare",

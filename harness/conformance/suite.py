@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapters import ADAPTERS, ALL, resolve
+from harness.base import envs
 from harness.base.limits import MAX_PARAMS, MAX_RECORDS, MAX_STEPS, LimitError, check_shapes
 from harness.base.streams import DTYPES, KINDS, GradientStream, Shapes, StreamError, StreamSpec
 from harness.compare.parity import STANDARD_SHAPES, STANDARD_STEPS, ParityError, Scenario
@@ -34,7 +35,7 @@ CASE_KEYS = ("name", "description", "adapters", "args", "spec", "stream", "shape
              "seed", "schedule", "init_scale", "records", "timeout", "matrix")
 DEFAULT_KEYS = tuple(k for k in CASE_KEYS if k not in ("name", "description", "matrix"))
 MATRIX_AXES = (*KNOBS, "schedule", "stream")
-TOP_KEYS = ("name", "description", "defaults", "case", "parity", "train")
+TOP_KEYS = ("name", "description", "defaults", "case", "parity", "train", "environments")
 PARITY_KEYS = ("name", "description", "settings", "presets", "stream", "shapes", "steps", "seed", "schedule",
                "scales")
 DEVICES = ("cpu", "gpu")
@@ -125,7 +126,20 @@ class _Loader:
                 out.append(case)
         return Suite(name=name, description=description, path=self.path, digest=digest, cases=tuple(out),
                      parity=self.parities(data.get("parity", [])),
-                     train=train_specs(data.get("train", []), self))
+                     train=train_specs(data.get("train", []), self),
+                     environments=self.environments(data.get("environments", {})))
+
+    def environments(self, tables: Any) -> tuple[envs.Environment, ...]:
+        """``[environments.NAME]`` tables: package sets the adapters also run in (`harness.base.envs`)."""
+        if not isinstance(tables, dict):
+            raise self.fail("environments", "expected [environments.NAME] tables")
+        out = []
+        for name, table in tables.items():
+            try:
+                out.append(envs.parse_table(name, table))
+            except envs.EnvSpecError as exc:
+                raise self.fail(f"environments.{name}", str(exc).split(": ", 1)[-1]) from None
+        return tuple(out)
 
     def parities(self, tables: Any) -> tuple[Scenario, ...]:
         """``[[parity]]`` tables: settings stated once, compared across presets (`harness.compare.parity`)."""

@@ -85,7 +85,7 @@ def divergence_rows(planned: Planned, snapshots: list, points: dict[int, Referen
     for snap in snapshots:
         point = points[snap.step]
         metrics = divergence(snap, point, planned.dtype)
-        row = {"suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
+        row = {"suite": suite, "case": planned.case.name, "adapter": planned.label, "framework": info.family,
                "device": planned.device, "dtype": planned.dtype, "step": snap.step, **metrics,
                "tolerance": run_tolerance(planned.spec, snap.step, planned.dtype)}
         for kind in STATE_KINDS:
@@ -101,7 +101,7 @@ def ulp_rows(planned: Planned, snapshots: list, points: dict[int, ReferencePoint
         return []
     last = snapshots[-1]
     counts = ulp_histogram(last, points[last.step], planned.dtype)
-    base = {"suite": suite, "case": planned.case.name, "adapter": planned.adapter,
+    base = {"suite": suite, "case": planned.case.name, "adapter": planned.label,
             "framework": ADAPTERS[planned.adapter].family, "device": planned.device, "dtype": planned.dtype,
             "step": last.step}
     return [{**base, "bin": i, "label": label, "count": n} for i, (label, n) in enumerate(zip(ULP_LABELS, counts,
@@ -112,7 +112,7 @@ def summary_row(planned: Planned, suite: str, status: str, reason: str, rows: li
              payload: dict | None = None, used: float = np.nan) -> dict:
     info = ADAPTERS[planned.adapter]
     row: dict[str, Any] = {
-        "suite": suite, "case": planned.case.name, "adapter": planned.adapter, "framework": info.family,
+        "suite": suite, "case": planned.case.name, "adapter": planned.label, "framework": info.family,
         "preset": info.preset, "device": planned.device, "dtype": planned.dtype,
         "stream": planned.case.stream.label(), "steps": planned.case.steps, "status": status, "reason": reason,
         "warnings": schema.WARNING_SEPARATOR.join(planned.spec.notes) if planned.spec is not None else "",

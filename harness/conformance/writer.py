@@ -1,4 +1,9 @@
-"""A conformance run's rows in memory, published to its run folder in atomic generations."""
+"""A conformance run's rows in memory, published to its run folder in atomic generations.
+
+Rows arrive as shards (`harness.base.shards`), one per finished unit, in completion order; every
+table is their concatenation in plan order, whether a shard was made now, resumed from an
+earlier attempt or merged from another machine.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,11 @@ import pandas as pd
 
 from harness.base import schema
 from harness.base.runfolder import RunFolder
+from harness.base.shards import Shard
+
+#: Tables whose rows are sorted within a unit (by step, by bin); the others keep the unit's own order.
+_WITHIN = {"divergence": "step", "ulp_histogram": "bin"}
+_INTEGER = ("steps", "step", "bin", "count", "recorded", "expected")
 
 
 def _publish_every() -> float:
@@ -27,39 +37,36 @@ PUBLISH_EVERY = _publish_every()
 class RunWriter:
     """The run's rows in memory and, with an output folder, its published generations."""
 
-    def __init__(self, out: Path | None, planned: int):
-        self.folder = RunFolder(out, "conformance", planned) if out is not None else None
+    def __init__(self, out: Path | None, planned: int, kind: str = "conformance"):
+        self.folder = RunFolder(out, kind, planned) if out is not None else None
         self.out = None if self.folder is None else self.folder.path
-        self.summary: list[dict] = []
-        self.divergence: list[dict] = []
-        self.ulp: list[dict] = []
-        self.extra: dict[str, pd.DataFrame] = {}  # the parity tables
-        self.finished = 0
+        self.shards: dict[int, Shard] = {}
         self.last = 0.0
 
+    @property
+    def finished(self) -> int:
+        return len(self.shards)
+
+    def add(self, shard: Shard) -> None:
+        self.shards[shard.order] = shard
+
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every table in plan order (rows arrive in completion order)."""
-        out = {"summary": self._ordered(self.summary, schema.SUMMARY),
-               "divergence": self._ordered(self.divergence, schema.DIVERGENCE, "step"),
-               "ulp_histogram": self._ordered(self.ulp, schema.ULP_HISTOGRAM, "bin")}
-        return out | self.extra
+        """Every table in plan order; the conformance tables always, the others when a unit has rows."""
+        rows: dict[str, list[dict]] = {"summary": [], "divergence": [], "ulp_histogram": []}
+        for order in sorted(self.shards):
+            for name, table in self.shards[order].tables.items():
+                rows.setdefault(name, []).extend({"_order": order, **r} for r in table)
+        return {name: self._ordered(table, schema.COLUMNS[name], _WITHIN.get(name)) for name, table in rows.items()}
 
     @staticmethod
     def _ordered(rows: list[dict], columns: list[str], then: str | None = None) -> pd.DataFrame:
         frame = pd.DataFrame(rows, columns=["_order", *columns])
         frame = frame.sort_values(["_order", *([then] if then else [])], kind="stable")
         frame = frame.drop(columns="_order").reset_index(drop=True)
-        for col in ("steps", "step", "bin", "count", "recorded", "expected"):
-            if col in frame:
+        for col in _INTEGER:
+            if col in frame and len(frame) and frame[col].notna().all():
                 frame[col] = frame[col].astype("int64")
         return frame
-
-    def add(self, order: int, summary: dict | None, rows: list[dict] = (), ulp: list[dict] = ()) -> None:
-        self.finished += 1
-        if summary is not None:
-            self.summary.append({"_order": order, **summary})
-            self.divergence.extend({"_order": order, **r} for r in rows)
-            self.ulp.extend({"_order": order, **r} for r in ulp)
 
     def due(self) -> bool:
         """Whether a generation is due (one at most every `PUBLISH_EVERY` seconds)."""

@@ -1,0 +1,142 @@
+"""Executors: where a run's worker groups run. One process per framework environment either way.
+
+A group is the tasks that share a worker process: one adapter module and its process
+environment, one named package set, CPU or GPU. Its tasks go to `run_worker`, which starts
+the framework's worker process and streams back one payload per task.
+
+* ``local`` (the default): ``jobs`` groups at a time in driver threads, the largest first
+  (longest processing time first: the run ends when its last worker does).
+* ``ray``: each group is a Ray task on an existing cluster (``address``) or on a local instance
+  with ``jobs`` worker processes. The Ray task starts the same worker process on its node (a
+  named environment is created there, in that node's cache, `harness.base.envs`), so the
+  payloads, and the tables measured from them in the driver, are bit-identical to the local
+  executor's. A GPU group asks Ray for ``num_gpus=1``. On a remote cluster the harness's code
+  travels as ``runtime_env={"py_modules": ...}``; a local instance imports the installed one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.adapters import Task
+from harness.base import envs
+from harness.conformance.plan import RunError
+from harness.conformance.worker import run_worker
+
+EXECUTORS = ("local", "ray")
+
+Deliver = Callable[[int, dict], None]  # (unit order, payload)
+Hello = Callable[[int, dict], None]  # (group number, hello)
+
+
+@dataclass(kw_only=True)
+class Group:
+    """Tasks that share one worker process."""
+
+    number: int
+    orders: list[int]  # the units' places in the plan
+    adapters: list[str]
+    tasks: list[Task]
+    environment: envs.Environment | None = None  # None: the harness's own
+    gpu: bool = False
+    hello: dict[str, Any] = field(default_factory=dict)
+
+
+def run_groups(groups: list[Group], deliver: Deliver, on_hello: Hello, *, jobs: int, executor: str = "local",
+               address: str | None = None) -> None:
+    """Run every group; ``deliver`` gets exactly one payload per task, from any thread."""
+    if executor == "ray":
+        _run_ray(groups, deliver, on_hello, jobs, address)
+        return
+    ordered = sorted(groups, key=lambda g: len(g.tasks), reverse=True)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for future in [pool.submit(_run_local, g, deliver, on_hello) for g in ordered]:
+            future.result()
+
+
+def _python(environment: envs.Environment | None) -> str:
+    return sys.executable if environment is None else str(envs.ensure(environment))
+
+
+def _run_local(group: Group, deliver: Deliver, on_hello: Hello) -> None:
+    try:
+        run_worker(group.adapters, group.tasks, lambda j, payload: deliver(group.orders[j], payload),
+                   lambda hello: on_hello(group.number, hello), _python(group.environment))
+    except Exception as exc:  # the driver side of a worker failed: record, never hang
+        for order in group.orders:
+            deliver(order, {"status": "error", "reason": f"worker driver failed: {type(exc).__name__}: {exc}"})
+
+
+def _group_task(adapters: list[str], tasks: list[Task], environment: envs.Environment | None
+                ) -> tuple[list[dict], list[dict]]:
+    """A Ray task: run one group on this node; the hellos and one payload per task, in order."""
+    hellos: list[dict] = []
+    payloads: list[dict | None] = [None] * len(tasks)
+
+    def keep(j: int, payload: dict) -> None:
+        payloads[j] = payload
+
+    try:
+        run_worker(adapters, tasks, keep, hellos.append, _python(environment))
+    except Exception as exc:
+        reason = f"worker driver failed on the Ray node: {type(exc).__name__}: {exc}"
+        payloads = [p or {"status": "error", "reason": reason} for p in payloads]
+    return hellos, [p or {"status": "error", "reason": "no result from the Ray task"} for p in payloads]
+
+
+def ray_available() -> str | None:
+    """None when Ray can be imported, else why not (the ``ray`` extra)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return "--executor ray needs Ray: pip install 'rmsprop-harness[ray]'"
+    return None
+
+
+def _run_ray(groups: list[Group], deliver: Deliver, on_hello: Hello, jobs: int, address: str | None) -> None:
+    missing = ray_available()
+    if missing:
+        raise RunError(missing)
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "logging_level": logging.WARNING}
+        if address:
+            root = Path(__file__).resolve().parents[2]
+            options["runtime_env"] = {"py_modules": [str(root / "harness"), str(root / "reference")]}
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=max(1, jobs), **options)
+    try:
+        remote = ray.remote(_group_task)
+        pending = {}
+        for g in sorted(groups, key=lambda g: len(g.tasks), reverse=True):
+            ref = remote.options(num_cpus=1, num_gpus=1 if g.gpu else 0, max_retries=0).remote(
+                g.adapters, g.tasks, g.environment)
+            pending[ref] = g
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            group = pending.pop(done[0])
+            try:
+                hellos, payloads = ray.get(done[0])
+            except Exception as exc:  # the Ray task itself died (node lost, worker killed)
+                reason = f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                hellos, payloads = [], [{"status": "error", "reason": reason}] * len(group.orders)
+            for hello in hellos:
+                on_hello(group.number, hello)
+            for order, payload in zip(group.orders, payloads, strict=True):
+                deliver(order, payload)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+__all__ = ["EXECUTORS", "Group", "ray_available", "run_groups"]
