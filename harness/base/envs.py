@@ -196,6 +196,13 @@ def versions(env: Environment) -> dict[str, str]:
     return {d: held[d] for d in env.distributions if d in held}
 
 
+def parse_tables(tables: object) -> tuple[Environment, ...]:
+    """A suite's ``[environments]`` table of tables."""
+    if not isinstance(tables, dict):
+        raise EnvSpecError("environments: expected [environments.NAME] tables")
+    return tuple(parse_table(name, table) for name, table in tables.items())
+
+
 def parse_table(name: str, table: object) -> Environment:
     """One ``[environments.NAME]`` table of a suite."""
     if not isinstance(table, dict):

@@ -162,34 +162,44 @@ class Driver:
         def on_hello(number: int, hello: dict) -> None:
             self.group_hellos[number] = hello
 
-        runner = threading.Thread(target=self._groups, daemon=True, args=(
-            list(groups.values()), lambda order, payload: arrived.put((order, payload)), on_hello, workers,
-            executor, address, arrived))
-        runner.start()
-        for u in todo:
-            if u.kind == "parity":
-                self.finish(u, _parity(self, u))
         number = {order: g.number for g in groups.values() for order in g.orders}
-        waiting = set(number)
-        while waiting:
-            item = arrived.get()
-            if isinstance(item, BaseException):
-                raise item
-            order, payload = item
-            if order not in waiting:
-                continue
-            waiting.discard(order)
-            unit = self.units[order]
+
+        def measure(order: int, payload: dict) -> None:
             hello = self.group_hellos.get(number[order])
-            self.finish(unit, self._measured(unit, payload, [hello] if hello else []))
+            self.finish(self.units[order], self._measured(self.units[order], payload, [hello] if hello else []))
+
+        if executor == "ray":  # Ray is driven from the main thread only: elsewhere its waits never return
+            for u in todo:
+                if u.kind == "parity":
+                    self.finish(u, _parity(self, u))
+            if groups:
+                run_groups(list(groups.values()), measure, on_hello, jobs=workers, executor=executor, address=address)
+        else:  # the workers start in the background; the parity scenarios run meanwhile, then the measuring
+            runner = threading.Thread(target=self._groups, daemon=True, args=(
+                list(groups.values()), lambda order, payload: arrived.put((order, payload)), on_hello, workers,
+                arrived))
+            runner.start()
+            for u in todo:
+                if u.kind == "parity":
+                    self.finish(u, _parity(self, u))
+            waiting = set(number)
+            while waiting:
+                item = arrived.get()
+                if isinstance(item, BaseException):
+                    raise item
+                order, payload = item
+                if order in waiting:
+                    waiting.discard(order)
+                    measure(order, payload)
         for u in todo:
             if u.kind == "training":
                 self.finish(u, _training(self, u, jobs))
 
-    def _groups(self, groups, deliver, on_hello, workers, executor, address, arrived) -> None:
+    @staticmethod
+    def _groups(groups, deliver, on_hello, workers, arrived) -> None:
         try:
-            run_groups(groups, deliver, on_hello, jobs=workers, executor=executor, address=address)
-        except BaseException as exc:  # Ray could not start, say: the driver loop raises it
+            run_groups(groups, deliver, on_hello, jobs=workers)
+        except BaseException as exc:  # a bug in the executor: the driver loop raises it
             arrived.put(exc)
 
     def _measured(self, unit: Unit, payload: dict, hellos: list[dict]) -> Shard:

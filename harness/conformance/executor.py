@@ -99,27 +99,39 @@ def ray_available() -> str | None:
     return None
 
 
+def start_ray(jobs: int, address: str | None) -> bool:
+    """Connect to ``address``, or start a local instance with ``jobs`` worker processes; whether it was
+    started here (and so is shut down after the run). Call it, and wait on Ray, from the main thread:
+    waits from another thread never returned here (Ray 2.60)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if address:
+        root = Path(__file__).resolve().parents[2]
+        options["runtime_env"] = {"py_modules": [str(root / "harness"), str(root / "reference")]}
+        ray.init(address=address, **options)
+    else:
+        ray.init(num_cpus=max(1, jobs), **options)
+    return True
+
+
 def _run_ray(groups: list[Group], deliver: Deliver, on_hello: Hello, jobs: int, address: str | None) -> None:
     missing = ray_available()
     if missing:
         raise RunError(missing)
     import ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                   "logging_level": logging.WARNING}
-        if address:
-            root = Path(__file__).resolve().parents[2]
-            options["runtime_env"] = {"py_modules": [str(root / "harness"), str(root / "reference")]}
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=max(1, jobs), **options)
+    started_here = start_ray(jobs, address)
     try:
         remote = ray.remote(_group_task)
+        # a GPU group asks for a GPU where the cluster has one; on a cluster without, it would wait forever,
+        # so it runs anywhere and its worker reports the device absent (skipped rows), as the local executor does
+        gpus = ray.cluster_resources().get("GPU", 0) > 0
         pending = {}
         for g in sorted(groups, key=lambda g: len(g.tasks), reverse=True):
-            ref = remote.options(num_cpus=1, num_gpus=1 if g.gpu else 0, max_retries=0).remote(
+            ref = remote.options(num_cpus=1, num_gpus=1 if g.gpu and gpus else 0, max_retries=0).remote(
                 g.adapters, g.tasks, g.environment)
             pending[ref] = g
         while pending:
@@ -139,4 +151,4 @@ def _run_ray(groups: list[Group], deliver: Deliver, on_hello: Hello, jobs: int, 
             ray.shutdown()
 
 
-__all__ = ["EXECUTORS", "Group", "ray_available", "run_groups"]
+__all__ = ["EXECUTORS", "Group", "ray_available", "run_groups", "start_ray"]

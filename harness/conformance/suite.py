@@ -125,21 +125,14 @@ class _Loader:
                 seen.add(case.name)
                 out.append(case)
         return Suite(name=name, description=description, path=self.path, digest=digest, cases=tuple(out),
-                     parity=self.parities(data.get("parity", [])),
-                     train=train_specs(data.get("train", []), self),
+                     parity=self.parities(data.get("parity", [])), train=train_specs(data.get("train", []), self),
                      environments=self.environments(data.get("environments", {})))
 
     def environments(self, tables: Any) -> tuple[envs.Environment, ...]:
-        """``[environments.NAME]`` tables: package sets the adapters also run in (`harness.base.envs`)."""
-        if not isinstance(tables, dict):
-            raise self.fail("environments", "expected [environments.NAME] tables")
-        out = []
-        for name, table in tables.items():
-            try:
-                out.append(envs.parse_table(name, table))
-            except envs.EnvSpecError as exc:
-                raise self.fail(f"environments.{name}", str(exc).split(": ", 1)[-1]) from None
-        return tuple(out)
+        try:  # [environments.NAME] tables: package sets the adapters also run in (harness.base.envs)
+            return envs.parse_tables(tables)
+        except envs.EnvSpecError as exc:
+            raise SuiteError(f"{self.path}: {exc}") from None
 
     def parities(self, tables: Any) -> tuple[Scenario, ...]:
         """``[[parity]]`` tables: settings stated once, compared across presets (`harness.compare.parity`)."""

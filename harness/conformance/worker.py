@@ -17,6 +17,7 @@ never sinks the run.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -142,6 +143,16 @@ def _run_task(adapter, task: Task, devices: list[str]) -> tuple[Payload, list]:
             "device_name": str(adapter.device_name(task.device))}, arrays
 
 
+def _missing_argument(exc: TypeError, task: Task, versions: dict) -> Payload:
+    """An argument of the task that this version of the framework does not have (optax before 0.2.4 has no
+    ``eps_in_sqrt``): the version cannot express the semantics, so ``unsupported``, not a crash."""
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    if match is None or match[1] not in task.kwargs:
+        return {"status": "error", "reason": _describe(exc)}
+    installed = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+    return {"status": "unsupported", "reason": f"unsupported: no argument {match[1]!r} in this version ({installed})"}
+
+
 def _main(fd: int) -> int:
     from harness.base.fingerprint import dispatch
 
@@ -171,6 +182,8 @@ def _main(fd: int) -> int:
                 payload, arrays = _run_task(adapters[task.adapter], task, devices[task.adapter])
             except wire.SnapshotError as exc:
                 payload = {"status": "error", "reason": f"malformed result: {exc}"}
+            except TypeError as exc:
+                payload = _missing_argument(exc, task, hello["versions"])
             except Exception as exc:  # one bad task must not sink the batch
                 payload = {"status": "error", "reason": _describe(exc)}
         channel.send(fd, "result", {"index": index, **payload}, arrays)
