@@ -178,10 +178,14 @@ def _create(env: Environment, folder: Path, log) -> None:
         command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
                    "--disable-pip-version-check", *env.packages]
     _run(command, f"environment {env.name}: installing {' '.join(env.packages)}")
-    from importlib import metadata
-
-    dists = {_normalise(d.metadata["Name"]): d.version for d in metadata.distributions(path=[own])
-             if d.metadata["Name"]}
+    # what the environment's Python sees: its own installs first, the harness's where a pin was already met there
+    probe = ("import json, sys, importlib.metadata as m\n"
+             "out = {}\n"
+             "for d in m.distributions():\n"
+             "    out.setdefault(d.metadata['Name'], d.version)\n"
+             "json.dump(out, sys.stdout)")
+    seen = json.loads(subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout)
+    dists = {_normalise(name): version for name, version in seen.items() if name}
     missing = [d for d in env.distributions if d not in dists]
     if missing:
         raise EnvSpecError(f"environment {env.name}: {', '.join(missing)} did not install into it")

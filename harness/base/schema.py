@@ -95,6 +95,11 @@ TRAINING_ATTRIBUTION = [*TRAINING_KEY, "a", "b", "term", "category", "loss_delta
 TRAINING_KNOBS = [*TRAINING_KEY, "a", "b", "knob", "value_a", "value_b", "alone_loss", "shapley_loss", "loss_share",
                   "shapley_distance", "distance_share"]
 
+#: The semantic timeline (`harness.conformance.timeline`): one implementation's case between two consecutive
+#: versions: whether its numerics changed, by how much (final error, worst budget ratio) and which knob.
+TIMELINE = ["implementation", "case", "adapter", "device", "dtype", "from_version", "to_version", "change",
+            "status_from", "status_to", "err_from", "err_to", "budget_from", "budget_to", "knob", "detail"]
+
 #: Columns that time a task rather than measure it: two runs of one task differ there and nowhere else
 #: (resume, merge and the executors compare tables without them).
 TIMINGS: dict[str, tuple[str, ...]] = {"summary": ("seconds",)}
@@ -115,6 +120,7 @@ KEYS: dict[str, list[str]] = {
     "training_divergence": [*TRAINING_KEY, "a", "b", "kind", "step"],
     "training_attribution": [*TRAINING_KEY, "a", "b", "term"],
     "training_knobs": [*TRAINING_KEY, "a", "b", "knob"],
+    "timeline": ["case", "adapter", "device", "dtype", "from_version", "to_version"],
 }
 
 #: Every table of a run folder, by file stem, with its columns.
@@ -123,7 +129,7 @@ COLUMNS: dict[str, list[str]] = {
     "sweep": SWEEP, "attribution": ATTRIBUTION, "interactions": INTERACTIONS, "throughput": THROUGHPUT,
     "training_runs": TRAINING_RUNS, "training": TRAINING, "training_pairs": TRAINING_PAIRS,
     "training_divergence": TRAINING_DIVERGENCE, "training_attribution": TRAINING_ATTRIBUTION,
-    "training_knobs": TRAINING_KNOBS,
+    "training_knobs": TRAINING_KNOBS, "timeline": TIMELINE,
 }
 TRAINING_TABLES = ("training_runs", "training", "training_pairs", "training_divergence", "training_attribution",
                    "training_knobs")
@@ -152,6 +158,7 @@ __all__ = [
     "SWEEP",
     "TABLES",
     "THROUGHPUT",
+    "TIMELINE",
     "TIMINGS",
     "TRAINING",
     "TRAINING_ATTRIBUTION",

@@ -3,6 +3,7 @@ worker (the same process isolation as a run), in float64 where the adapter compu
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +15,8 @@ from reference.errors import InputValueError
 from reference.identify import STEPS, Identification, Probe
 
 
-def observe_many(adapter: str, configurations: list[dict[str, Any]], dtype: str, pr: Probe
-                 ) -> list[np.ndarray | Exception]:
+def observe_many(adapter: str, configurations: list[dict[str, Any]], dtype: str, pr: Probe,
+                 python: str | None = None) -> list[np.ndarray | Exception]:
     """The probe through ``adapter`` once per configuration (its native arguments; the probe's lr as a
     schedule), all in one worker process: per configuration the parameters after every step, or the reason
     it could not run (`Unsupported` for a dtype or knob the adapter lacks)."""
@@ -27,7 +28,7 @@ def observe_many(adapter: str, configurations: list[dict[str, Any]], dtype: str,
                   record_steps=tuple(range(1, STEPS + 1)), lrs=np.asarray(pr.lrs, np.float64))
              for kw in configurations]
     out: dict[int, dict] = {}
-    run_worker([ADAPTERS[adapter]], tasks, out.__setitem__)
+    run_worker([ADAPTERS[adapter]], tasks, out.__setitem__, python=python or sys.executable)
     results: list[np.ndarray | Exception] = []
     for i in range(len(tasks)):
         payload = out[i]
@@ -53,14 +54,14 @@ def observer(adapter: str, kwargs: dict[str, Any], dtype: str) -> Callable[[Prob
     return run
 
 
-def identify_configurations(adapter: str, configurations: list[dict[str, Any]]
+def identify_configurations(adapter: str, configurations: list[dict[str, Any]], python: str | None = None
                             ) -> list[Identification | Exception]:
     """`identify_adapter` for many argument sets at once (one worker runs every probe, `_observe_all`): an
     identification per configuration, or why it could not run."""
     from reference.identify import fit_observed, probe
 
     pr = probe()
-    results, dtype = _observe_all(adapter, configurations, pr)
+    results, dtype = _observe_all(adapter, configurations, pr, python)
     return [r if isinstance(r, Exception) else fit_observed(pr, r, dtype=dtype, prefer=ADAPTERS[adapter].preset)
             for r in results]
 
@@ -105,14 +106,14 @@ class Unsupported(InputValueError):
     """The adapter refuses the probe as asked (a dtype it does not run, a knob it lacks)."""
 
 
-def _observe_all(adapter: str, configurations: list[dict[str, Any]], pr: Probe
+def _observe_all(adapter: str, configurations: list[dict[str, Any]], pr: Probe, python: str | None = None
                  ) -> tuple[list[np.ndarray | Exception], str]:
     """The probe through ``adapter`` for each configuration, and the dtype it ran in: float64, or float32 when
     the adapter refuses every configuration in float64 (it does not run float64: its worker says so; the driver
     imports no adapter module)."""
-    results = observe_many(adapter, configurations, "float64", pr)
+    results = observe_many(adapter, configurations, "float64", pr, python)
     if results and all(isinstance(r, Unsupported) for r in results):
-        return observe_many(adapter, configurations, "float32", pr), "float32"
+        return observe_many(adapter, configurations, "float32", pr, python), "float32"
     return results, "float64"
 
 

@@ -68,6 +68,7 @@ class RunResult:
     unavailable: list[str] = field(default_factory=list)  # explicitly asked devices that nothing ran on
     training: dict[str, pd.DataFrame] = field(default_factory=dict)  # the suite's [[train]] tables
     training_failed: list[str] = field(default_factory=list)  # runs that errored or did not start bit-identical
+    derived: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables computed at the end (the timeline)
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -106,7 +107,8 @@ def _unavailable(tasks: list[Planned], results: dict[int, dict], devices: list[s
 
 def prepare(suite: Suite | str | Path, *, adapters: list[str] | None = None, devices: list[str] | None = None,
             dtypes: list[str] | None = None, cases: list[str] | None = None, jobs: int | None = None,
-            environments: list[envs.Environment] | None = None) -> tuple[Suite, list[Planned]]:
+            environments: list[envs.Environment] | None = None, own_environment: bool = True
+            ) -> tuple[Suite, list[Planned]]:
     """Check the options (one line on bad input), load the suite and plan its tasks (what ``--dry-run``
     prints): every task in the harness's own environment, then in each named one that runs its adapter."""
     devices, dtypes = options.devices(devices), options.dtypes(dtypes)
@@ -114,7 +116,7 @@ def prepare(suite: Suite | str | Path, *, adapters: list[str] | None = None, dev
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     named = _environments(suite, environments)
-    return suite, with_environments(plan(suite, adapters, devices, dtypes, cases), named)
+    return suite, with_environments(plan(suite, adapters, devices, dtypes, cases), named, own_environment)
 
 
 def _environments(suite: Suite, extra: list[envs.Environment] | None) -> list[envs.Environment]:
@@ -144,6 +146,8 @@ def run_suite(
     rerun: str | None = None,
     executor: str = "local",
     address: str | None = None,
+    own_environment: bool = True,
+    derive: Callable[[dict[str, pd.DataFrame], dict], dict[str, pd.DataFrame]] | None = None,
 ) -> RunResult:
     """Run ``suite`` (a `Suite`, a built-in name or a path) and return the DataFrames.
 
@@ -159,7 +163,7 @@ def run_suite(
     ``executor="ray"`` runs the worker groups as Ray tasks (`harness.conformance.executor`).
     """
     suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs,
-                           environments=environments)
+                           environments=environments, own_environment=own_environment)
     part = parse_shard(shard) if not isinstance(shard, tuple) else parse_shard(f"{shard[0]}/{shard[1]}")
     if rerun not in (None, "failed", "all"):
         raise RunError(f"--rerun {rerun!r}: give failed or all")
@@ -197,6 +201,8 @@ def run_suite(
     try:
         todo = state.resume(mine, rerun, units)
         state.execute(todo, jobs, executor, address)
+        if derive is not None:  # tables computed from the finished ones (the timeline's)
+            writer.derived = derive(writer.tables(), env)
         complete = True
     except BaseException:
         spawn.kill_all()  # interrupted (Ctrl-C, SIGTERM): no worker outlives the driver
@@ -222,7 +228,8 @@ def _result(run: Driver, devices: list[str] | None) -> RunResult:
         u for u in run.units.values() if u.planned is not None)}
     return RunResult(tables["divergence"], tables["summary"], run.env, run.writer.out,
                      tables["ulp_histogram"], tables["parity"], tables["attribution"], tables["sweep"],
-                     tables["interactions"], _unavailable(planned, payloads, devices), training, failed)
+                     tables["interactions"], _unavailable(planned, payloads, devices), training, failed,
+                     dict(run.writer.derived))
 
 
 __all__ = ["DIVERGENCE_COLUMNS", "STATUSES", "SUMMARY_COLUMNS", "TABLES", "RunError", "RunResult", "plan", "prepare",

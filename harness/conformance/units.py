@@ -88,8 +88,10 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def with_environments(tasks: list[Planned], environments: list[envs.Environment]) -> list[Planned]:
-    """Each task, followed by its copy in every named environment that runs its adapter."""
+def with_environments(tasks: list[Planned], environments: list[envs.Environment], own: bool = True
+                      ) -> list[Planned]:
+    """Each task (unless ``own`` is false), followed by its copy in every named environment that runs its
+    adapter."""
     if not environments:
         return tasks
     adapters = list(dict.fromkeys(p.adapter for p in tasks))
@@ -100,7 +102,8 @@ def with_environments(tasks: list[Planned], environments: list[envs.Environment]
                            "name them with adapters = [...] (or --adapter)")
     out = []
     for p in tasks:
-        out.append(p)
+        if own:
+            out.append(p)
         out.extend(dataclasses.replace(p, environment=env.name) for env in environments if p.adapter in runs[env.name])
     return out
 

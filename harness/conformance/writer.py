@@ -41,6 +41,7 @@ class RunWriter:
         self.folder = RunFolder(out, kind, planned) if out is not None else None
         self.out = None if self.folder is None else self.folder.path
         self.shards: dict[int, Shard] = {}
+        self.derived: dict[str, pd.DataFrame] = {}  # tables computed from the others at the end (the timeline)
         self.last = 0.0
 
     @property
@@ -56,7 +57,8 @@ class RunWriter:
         for order in sorted(self.shards):
             for name, table in self.shards[order].tables.items():
                 rows.setdefault(name, []).extend({"_order": order, **r} for r in table)
-        return {name: self._ordered(table, schema.COLUMNS[name], _WITHIN.get(name)) for name, table in rows.items()}
+        out = {name: self._ordered(table, schema.COLUMNS[name], _WITHIN.get(name)) for name, table in rows.items()}
+        return out | self.derived
 
     @staticmethod
     def _ordered(rows: list[dict], columns: list[str], then: str | None = None) -> pd.DataFrame:
