@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.adapters import Task
+from harness.adapters import ADAPTERS, AdapterInfo, Task
 from harness.base import envs
 from harness.conformance.plan import RunError
 from harness.conformance.worker import run_worker
@@ -73,7 +73,7 @@ def _run_local(group: Group, deliver: Deliver, on_hello: Hello) -> None:
             deliver(order, {"status": "error", "reason": f"worker driver failed: {type(exc).__name__}: {exc}"})
 
 
-def _group_task(adapters: list[str], tasks: list[Task], environment: envs.Environment | None
+def _group_task(adapters: list[AdapterInfo], tasks: list[Task], environment: envs.Environment | None
                 ) -> tuple[list[dict], list[dict]]:
     """A Ray task: run one group on this node; the hellos and one payload per task, in order."""
     hellos: list[dict] = []
@@ -132,7 +132,7 @@ def _run_ray(groups: list[Group], deliver: Deliver, on_hello: Hello, jobs: int, 
         pending = {}
         for g in sorted(groups, key=lambda g: len(g.tasks), reverse=True):
             ref = remote.options(num_cpus=1, num_gpus=1 if g.gpu and gpus else 0, max_retries=0).remote(
-                g.adapters, g.tasks, g.environment)
+                [ADAPTERS[a] for a in g.adapters], g.tasks, g.environment)  # records: user adapters travel too
             pending[ref] = g
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

@@ -43,7 +43,7 @@ from harness.conformance.driver import Driver
 from harness.conformance.executor import EXECUTORS, ray_available
 from harness.conformance.plan import Planned, RunError, plan
 from harness.conformance.suite import load_suite
-from harness.conformance.units import in_shard, parse_shard, plan_units, with_environments
+from harness.conformance.units import in_shard, parse_shard, plan_units, shard_label, with_environments
 from harness.conformance.writer import RunWriter
 from harness.process import spawn
 
@@ -164,7 +164,7 @@ def run_suite(
     """
     suite, tasks = prepare(suite, adapters=adapters, devices=devices, dtypes=dtypes, cases=cases, jobs=jobs,
                            environments=environments, own_environment=own_environment)
-    part = parse_shard(shard) if not isinstance(shard, tuple) else parse_shard(f"{shard[0]}/{shard[1]}")
+    part = parse_shard(shard) if not isinstance(shard, tuple) else parse_shard("/".join(map(str, shard)))
     if rerun not in (None, "failed", "all"):
         raise RunError(f"--rerun {rerun!r}: give failed or all")
     if executor not in EXECUTORS:
@@ -188,7 +188,7 @@ def run_suite(
         suite={"name": suite.name, "path": str(suite.path), "sha256": suite.digest},
         seeds={c.name: c.seed for c in suite.cases}, workers={},
         filters={"adapters": adapters, "devices": devices, "dtypes": dtypes, "cases": cases},
-        plan={"units": [u.hash for u in units], "shard": f"{part[0]}/{part[1]}" if part else "1/1",
+        plan={"units": [u.hash for u in units], "shard": shard_label(part),
               "selected": len(mine), "code": shards.code_digest(), "executor": executor, "rerun": rerun},
         environments={n: {"packages": list(e.packages), "installed": envs.versions(e)} for n, e in named.items()})
     started = time.perf_counter()

@@ -9,7 +9,10 @@ machine and the installed packages, which a shard records beside the hash
 (`Identity`) and resume compares too.
 
 ``--shard k/n`` keeps the units whose place in the plan is k-1 modulo n: deterministic, the
-same split on every machine that plans the same suite, and balanced in count.
+same split on every machine that plans the same suite, and balanced in count. ``--shard gpu``
+keeps the GPU tasks (a GPU runner's part) and ``--shard cpu`` the rest: the plan itself does not
+depend on the machine (a GPU task the machine cannot run is planned everywhere, absent where
+there is no GPU), so a CPU runner's and a GPU runner's folders merge.
 """
 
 from __future__ import annotations
@@ -53,19 +56,36 @@ class Unit:
         return f"{p.case.name} {p.label} {p.device} {p.dtype}"
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``--shard k/n`` (1 <= k <= n <= 1024), or None."""
+Part = tuple[str | None, int, int]  # (device or None, k, n)
+
+
+def parse_shard(text: str | None) -> Part | None:
+    """``--shard``: ``k/n`` (1 <= k <= n <= 1024), a device (``cpu``, ``gpu``: that device's tasks; the parity
+    and training run with cpu) or both (``gpu:1/2``); None without the option."""
     if text is None:
         return None
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match or not 1 <= int(match[1]) <= int(match[2]) <= 1024:
-        raise RunError(f"--shard {text!r}: give k/n with 1 <= k <= n (e.g. --shard 2/3 runs the second of three "
-                       "parts)")
-    return int(match[1]), int(match[2])
+    text = re.sub(r"\s+", "", str(text))
+    match = re.fullmatch(r"(cpu|gpu)(?::(\d+)/(\d+))?", text) or re.fullmatch(r"()(\d+)/(\d+)", text)
+    if not match or (match[2] and not 1 <= int(match[2]) <= int(match[3]) <= 1024):
+        raise RunError(f"--shard {text!r}: give k/n with 1 <= k <= n (--shard 2/3 runs the second of three parts), "
+                       "a device (--shard gpu: the GPU runner's part) or both (--shard cpu:1/2)")
+    return match[1] or None, int(match[2] or 1), int(match[3] or 1)
 
 
-def in_shard(unit: Unit, shard: tuple[int, int] | None) -> bool:
-    return shard is None or unit.order % shard[1] == shard[0] - 1
+def shard_label(part: Part | None) -> str:
+    if part is None:
+        return "1/1"
+    device, k, n = part
+    return f"{device}:{k}/{n}" if device else f"{k}/{n}"
+
+
+def in_shard(unit: Unit, part: Part | None) -> bool:
+    if part is None:
+        return True
+    device, k, n = part
+    if device is not None and (unit.planned.device if unit.planned is not None else "cpu") != device:
+        return False
+    return unit.order % n == k - 1
 
 
 # ------------------------------------------------------------------- environments
@@ -175,5 +195,15 @@ def identity(environment: str, environments: dict[str, envs.Environment]) -> Ide
     return Identity({"name": env.name, "packages": held if held is not None else "not created"}, machine_digest())
 
 
-__all__ = ["Identity", "Unit", "environment_adapters", "identity", "in_shard", "machine_digest", "parse_shard",
-           "plan_units", "with_environments"]
+__all__ = [
+    "Identity",
+    "Unit",
+    "environment_adapters",
+    "identity",
+    "in_shard",
+    "machine_digest",
+    "parse_shard",
+    "plan_units",
+    "shard_label",
+    "with_environments",
+]

@@ -88,7 +88,7 @@ def _env_table(env: dict[str, Any]) -> pd.DataFrame:
 
 def html_report(run: Run) -> str:
     from harness.compare.seed_example import quadratic_paths
-    from harness.report import plots
+    from harness.report import plots, timeline
     from harness.report.training import html_section
 
     if not run.conformance and (not run.throughput.empty or not run.training):
@@ -173,6 +173,7 @@ def html_report(run: Run) -> str:
     if not warn.empty:
         parts += ["<h2>Silent rewrites</h2>", _html_table(warn)]
     parts += html_section(run.tables, _html_table, _img)
+    parts += timeline.html_section(run.tables, run.env, _html_table, _img)
     parts += ["<h2>Environment</h2>", _html_table(_env_table(run.env))]
     title = html.escape(f"rmsprop-harness: {run.suite} ({verdict})")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'

@@ -21,6 +21,7 @@ MAX_ROWS = 50  # failing rows listed in report.md
 
 
 def markdown(run: Run) -> str:
+    from harness.report import timeline
     from harness.report.training import markdown_section
 
     if (not run.conformance and not run.throughput.empty) or (not run.conformance and not run.training):
@@ -55,6 +56,7 @@ def markdown(run: Run) -> str:
     if not warn.empty:
         out += ["## Silent rewrites", "", md_table(warn), ""]
     out += markdown_section(run.tables)
+    out += timeline.markdown_section(run.tables, run.env)
     csvs = ", ".join(f"`{name}.csv`" for name, frame in run.tables.items() if len(frame.columns))
     out += ["## Environment", "", env_line(run), "", f"Full report with plots: `report.html`; tables: {csvs}.", ""]
     return "\n".join(out)
