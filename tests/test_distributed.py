@@ -260,3 +260,51 @@ def test_a_version_matrix_and_its_timeline(tmp_path, monkeypatch, capsys) -> Non
     assert "## Semantic timeline" in (out / "report.md").read_text()
     summary = pd.read_parquet(out / "summary.parquet")
     assert set(summary["adapter"]) == {"optax@optax-0.2.3", "optax@optax-0.2.4"}
+
+
+def test_the_timeline_classifies_each_version_step() -> None:
+    """none (bitwise the same figures), numerics (a figure differs; identify's knob), appeared (the argument the
+    older version lacks), status (only the verdict changed), missing (a version without the row)."""
+    from harness.conformance.timeline import changes
+
+    plan = {"implementation": "optax", "versions": ["1", "2", "3"], "environments": ["o-1", "o-2", "o-3"]}
+
+    def row(case, env, status, err=0.0, reason=""):
+        return {"case": case, "adapter": f"optax@{env}", "device": "cpu", "dtype": "float64", "status": status,
+                "reason": reason, "worst_budget_ratio": err, "max_abs_err": err}
+
+    no_arg = "unsupported: no argument 'eps_in_sqrt' in this version (optax 1)"
+    summary = pd.DataFrame([
+        row("same", "o-1", "ok", 1.0), row("same", "o-2", "ok", 1.0), row("same", "o-3", "ok", 1.0),
+        row("knob", "o-1", "unsupported", math.nan, no_arg), row("knob", "o-2", "ok", 2.0),
+        row("knob", "o-3", "ok", 3.0),
+        row("verdict", "o-1", "error", math.nan, "ValueError"), row("verdict", "o-2", "ok", 1.0),
+    ])
+    divergence = pd.DataFrame([{"case": r["case"], "adapter": r["adapter"], "device": "cpu", "dtype": "float64",
+                                "step": s, "max_abs_err": r["max_abs_err"] * s, "max_rel_err": 0.0, "max_ulp": 0.0,
+                                "median_ulp": 0.0} for r in summary.to_dict("records") if r["status"] == "ok"
+                               for s in (1, 5)])
+    table = changes(summary, divergence, plan, {("knob", "optax", "2", "3"): "eps_placement: inside -> outside"})
+    got = {(r.case, r.from_version, r.to_version): (r.change, r.knob) for r in table.itertuples()}
+    assert got == {("same", "1", "2"): ("none", ""), ("same", "2", "3"): ("none", ""),
+                   ("knob", "1", "2"): ("appeared", "eps_in_sqrt"),
+                   ("knob", "2", "3"): ("numerics", "eps_placement: inside -> outside"),
+                   ("verdict", "1", "2"): ("status", ""), ("verdict", "2", "3"): ("missing", "")}
+    assert list(table.columns) == schema.TIMELINE
+
+
+def test_named_environments_plan_side_by_side_rows(suite, tmp_path, capsys) -> None:
+    """A suite's [environments] table adds each task again in the environment, labelled adapter@environment;
+    the hash of a task differs per environment (its result is another version's)."""
+    from harness.conformance.runner import prepare
+    from harness.conformance.units import plan_units
+
+    path = tmp_path / "envs.toml"
+    path.write_text(SUITE + '\n[environments.older]\npackages = ["numpy==1.26.4"]\nadapters = ["fake"]\n')
+    loaded, tasks = prepare(path, devices=["cpu"])
+    labels = [p.label for p in tasks]
+    assert labels[:2] == ["fake", "fake@older"] and len(labels) == 16
+    units = plan_units(loaded, tasks, list(loaded.environments), parity=False, training=False)
+    assert len({u.hash for u in units}) == len(units) == 16
+    assert main(["run", "--suite", str(path), "--device", "cpu", "--dry-run"]) == 0
+    assert "fake@older" in capsys.readouterr().out

@@ -28,7 +28,28 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-identify", action="store_true",
                    help="do not run identify on a numerics change (which knob changed)")
     p.add_argument("--no-report", action="store_true", help="do not write report.md and report.html")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the environments (and whether each is cached) and the plan; create and run nothing")
     return p
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from harness.base import envs
+    from harness.conformance.runner import prepare
+    from harness.conformance.timeline import environments, subject
+
+    sub = subject(args.implementation)
+    named = environments(sub, split(args.versions, "--versions"), split(args.extra, "--with"))
+    suite, tasks = prepare(args.suite, adapters=list(sub.adapters), devices=["cpu"],
+                           dtypes=split(args.dtype, "--dtype"), environments=named, own_environment=False)
+    for env in named:
+        cached = "cached" if envs.installed(envs.location(env)) is not None else "to create"
+        print(f"{env.name}: {' '.join(env.packages)} ({cached}: {envs.location(env)})")
+    runnable = sum(p.task is not None for p in tasks)
+    print(f"{args.implementation}: {len(named)} versions x {len({p.case.name for p in tasks})} cases of suite "
+          f"{suite.name} on {', '.join(sub.adapters)}: {runnable} tasks, {len(tasks) - runnable} unsupported; would "
+          f"write to {args.out}/ (dry run: nothing created, nothing ran)")
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,6 +60,8 @@ def main(args: argparse.Namespace) -> int:
     from harness.base.runfolder import prepare_output
     from harness.conformance.timeline import run_timeline
 
+    if args.dry_run:
+        return _dry_run(args)
     prepare_output(args.out, create=False)
     result = run_timeline(args.implementation, split(args.versions, "--versions"), suite=args.suite,
                           extra=split(args.extra, "--with"), out=args.out, jobs=args.jobs,

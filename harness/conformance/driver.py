@@ -149,9 +149,9 @@ class Driver:
             p = u.planned
             if p.task is None:
                 continue
-            key = (ADAPTERS[p.adapter].worker_key, p.environment, p.device == "gpu")
+            key = (ADAPTERS[p.adapter].worker_key, p.environment)  # a Ray cluster with GPUs splits off the GPU tasks
             group = groups.setdefault(key, Group(number=len(groups), orders=[], adapters=[], tasks=[],
-                                                 environment=self.named.get(p.environment), gpu=p.device == "gpu"))
+                                                 environment=self.named.get(p.environment)))
             group.orders.append(u.order)
             group.tasks.append(p.task)
             if p.adapter not in group.adapters:
@@ -191,6 +191,7 @@ class Driver:
                 if order in waiting:
                     waiting.discard(order)
                     measure(order, payload)
+        self.env["groups"] = [g.record() for g in groups.values()]
         for u in todo:
             if u.kind == "training":
                 self.finish(u, _training(self, u, jobs))

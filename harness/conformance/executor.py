@@ -17,10 +17,13 @@ the framework's worker process and streams back one payload per task.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,14 @@ class Group:
     tasks: list[Task]
     environment: envs.Environment | None = None  # None: the harness's own
     gpu: bool = False
-    hello: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # the group's wall time in its process (worker start-up included)
+    node: str = ""  # where it ran (a Ray node's hostname and pid; the driver's for the local executor)
+    parent: Group | None = None  # the group this is the CPU or GPU part of (a Ray cluster with GPUs)
+
+    def record(self) -> dict[str, Any]:
+        """What env.json keeps of the group (the cost model behind a cluster's expected scaling)."""
+        return {"adapters": self.adapters, "environment": self.environment.name if self.environment else "default",
+                "gpu": self.gpu, "tasks": len(self.tasks), "seconds": round(self.seconds, 3), "node": self.node}
 
 
 def run_groups(groups: list[Group], deliver: Deliver, on_hello: Hello, *, jobs: int, executor: str = "local",
@@ -64,18 +74,28 @@ def _python(environment: envs.Environment | None) -> str:
     return sys.executable if environment is None else str(envs.ensure(environment))
 
 
+def _where() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _run_local(group: Group, deliver: Deliver, on_hello: Hello) -> None:
+    started = time.perf_counter()
+    group.node = _where()
     try:
         run_worker(group.adapters, group.tasks, lambda j, payload: deliver(group.orders[j], payload),
                    lambda hello: on_hello(group.number, hello), _python(group.environment))
     except Exception as exc:  # the driver side of a worker failed: record, never hang
         for order in group.orders:
             deliver(order, {"status": "error", "reason": f"worker driver failed: {type(exc).__name__}: {exc}"})
+    finally:
+        group.seconds = time.perf_counter() - started
 
 
 def _group_task(adapters: list[AdapterInfo], tasks: list[Task], environment: envs.Environment | None
-                ) -> tuple[list[dict], list[dict]]:
-    """A Ray task: run one group on this node; the hellos and one payload per task, in order."""
+                ) -> tuple[list[dict], list[dict], float, str]:
+    """A Ray task: run one group on this node; the hellos, one payload per task in order, its wall time and
+    where it ran."""
+    started = time.perf_counter()
     hellos: list[dict] = []
     payloads: list[dict | None] = [None] * len(tasks)
 
@@ -87,7 +107,20 @@ def _group_task(adapters: list[AdapterInfo], tasks: list[Task], environment: env
     except Exception as exc:
         reason = f"worker driver failed on the Ray node: {type(exc).__name__}: {exc}"
         payloads = [p or {"status": "error", "reason": reason} for p in payloads]
-    return hellos, [p or {"status": "error", "reason": "no result from the Ray task"} for p in payloads]
+    payloads = [p or {"status": "error", "reason": "no result from the Ray task"} for p in payloads]
+    return hellos, payloads, time.perf_counter() - started, _where()
+
+
+def _split_gpu(group: Group) -> list[Group]:
+    """A group's CPU tasks and its GPU tasks as two groups (the GPU part then asks Ray for a GPU)."""
+    parts = []
+    for gpu in (False, True):
+        chosen = [(o, t) for o, t in zip(group.orders, group.tasks, strict=True) if (t.device == "gpu") == gpu]
+        if chosen:
+            parts.append(Group(number=group.number, orders=[o for o, _ in chosen], adapters=group.adapters,
+                               tasks=[t for _, t in chosen], environment=group.environment, gpu=gpu,
+                               parent=group))
+    return parts
 
 
 def ray_available() -> str | None:
@@ -128,17 +161,21 @@ def _run_ray(groups: list[Group], deliver: Deliver, on_hello: Hello, jobs: int, 
         remote = ray.remote(_group_task)
         # a GPU group asks for a GPU where the cluster has one; on a cluster without, it would wait forever,
         # so it runs anywhere and its worker reports the device absent (skipped rows), as the local executor does
-        gpus = ray.cluster_resources().get("GPU", 0) > 0
+        if ray.cluster_resources().get("GPU", 0) > 0:
+            groups = [part for g in groups for part in _split_gpu(g)]
         pending = {}
         for g in sorted(groups, key=lambda g: len(g.tasks), reverse=True):
-            ref = remote.options(num_cpus=1, num_gpus=1 if g.gpu and gpus else 0, max_retries=0).remote(
+            ref = remote.options(num_cpus=1, num_gpus=1 if g.gpu else 0, max_retries=0).remote(
                 [ADAPTERS[a] for a in g.adapters], g.tasks, g.environment)  # records: user adapters travel too
             pending[ref] = g
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             group = pending.pop(done[0])
             try:
-                hellos, payloads = ray.get(done[0])
+                hellos, payloads, group.seconds, group.node = ray.get(done[0])
+                if group.parent is not None:
+                    group.parent.seconds += group.seconds
+                    group.parent.node = ", ".join(filter(None, (group.parent.node, group.node)))
             except Exception as exc:  # the Ray task itself died (node lost, worker killed)
                 reason = f"Ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                 hellos, payloads = [], [{"status": "error", "reason": reason}] * len(group.orders)
