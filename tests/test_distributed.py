@@ -178,6 +178,7 @@ def test_a_rerun_reuses_valid_shards_only(suite, tmp_path, monkeypatch) -> None:
     assert fixed.env["resumed"] == kept - 1 and (fixed.summary["status"] != "fail").all()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_at_random_points_gives_identical_tables(suite, tmp_path, monkeypatch) -> None:
     """Ten kill -9s of a run at random instants (a forked driver; its workers die with it), each resumed by the
     same command: the tables equal an uninterrupted run's."""
