@@ -9,6 +9,9 @@ here (not the harness's reference). The harness's ``max_abs_err`` must agree.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +34,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, pd.DataFrame, Path]:
     out = tmp_path_factory.mktemp("default")
+    earlier = os.environ.get("RMSPROP_HARNESS_RESUME_FROM")  # .ci/run: the main job's run folder, same code
+    if earlier and (Path(earlier) / "shards").is_dir():  # the run resumes its tasks from there (docs/distributed.md)
+        shutil.copytree(Path(earlier) / "shards", out / "shards")
     proc = _cli("--suite", "default", "--out", str(out), "--no-train")  # CI's ./dev report trains; test_training too
+    if earlier and (Path(earlier) / "shards").is_dir():  # every task came from there: resume on the real suite
+        env = json.loads((out / "env.json").read_text())
+        assert env["resumed"] == env["plan"]["selected"], (env["resumed"], env["plan"]["selected"])
     return proc, pd.read_parquet(out / "summary.parquet"), out
 
 

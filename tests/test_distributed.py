@@ -226,8 +226,16 @@ def test_the_ray_executor_gives_the_local_tables(suite, tmp_path) -> None:
 
 # ----------------------------------------------------------- environments
 def test_environment_specs_and_bad_input(suite, tmp_path, capsys) -> None:
+    from harness.conformance.units import environment_adapters
+
     env = envs.Environment.from_spec("optax==0.1.7+jax==0.4.30")
     assert env.name == "optax-0.1.7+jax-0.4.30" and env.distributions == ("optax", "jax")
+    builtin = [a for a in ADAPTERS if a != "fake"]
+    assert environment_adapters(envs.Environment.from_spec("jax==0.6.2"), builtin) == ["keras.jax", "optax",
+                                                                                       "jax_example"]
+    assert environment_adapters(envs.Environment.from_spec("keras==3.0.5"), builtin) == [
+        "keras.tensorflow", "keras.jax", "keras.torch"]
+    assert environment_adapters(envs.Environment.from_spec("optax==0.2.3"), builtin) == ["optax"]
     for bad in ("-e git+https://x", "optax @ https://x", "../local", "optax==0.1.7; rm"):
         with pytest.raises(InputError):
             envs.Environment.from_spec(bad)

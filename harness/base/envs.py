@@ -52,7 +52,7 @@ class EnvSpecError(InputValueError):
 @dataclass(frozen=True, kw_only=True)
 class Environment:
     """A named package set (see the module docstring); ``adapters`` empty: the adapters whose
-    implementation's first package is named in ``packages``."""
+    implementation uses a package named in ``packages``."""
 
     name: str
     packages: tuple[str, ...]

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import hashlib
 import re
+import site
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -90,8 +91,9 @@ def in_shard(unit: Unit, part: Part | None) -> bool:
 
 # ------------------------------------------------------------------- environments
 def environment_adapters(env: envs.Environment, candidates: list[str]) -> list[str]:
-    """The adapters among ``candidates`` that run in ``env``: its own list, else those whose
-    implementation's first package it pins (``optax==0.1.7`` -> optax; ``keras==3.0.5`` -> keras.*)."""
+    """The adapters among ``candidates`` that run in ``env``: its own list, else those whose implementation
+    uses a package it pins (``optax==0.1.7`` -> optax; ``keras==3.0.5`` -> keras.*; ``jax==0.6.2`` -> optax,
+    keras.jax, jax_example)."""
     if env.adapters:
         try:
             named = set(resolve(list(env.adapters)))
@@ -99,7 +101,7 @@ def environment_adapters(env: envs.Environment, candidates: list[str]) -> list[s
             raise RunError(f"environment {env.name!r}: {exc.args[0]}") from None
         return [a for a in candidates if a in named]
     pinned = set(env.distributions)
-    targets = {t for r in implementations.all_records() if r.packages and _norm(r.packages[0]) in pinned
+    targets = {t for r in implementations.all_records() if pinned & {_norm(p) for p in r.packages}
                for t in r.adapters}
     return [a for a in candidates if ADAPTERS[a].target in targets]
 
@@ -177,8 +179,10 @@ class Identity:
 
 @functools.lru_cache(maxsize=1)
 def _own_packages() -> str:
-    """A digest of every distribution the harness's own environment has installed."""
-    names = sorted(f"{_norm(d.metadata['Name'] or '')}=={d.version}" for d in metadata.distributions())
+    """A digest of every distribution installed in the harness's own environment (its site-packages, not
+    whatever the current directory adds to ``sys.path``: the same environment hashes the same from anywhere)."""
+    names = sorted({f"{_norm(d.metadata['Name'] or '')}=={d.version}"
+                    for d in metadata.distributions(path=site.getsitepackages())})
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
