@@ -317,3 +317,18 @@ def test_named_environments_plan_side_by_side_rows(suite, tmp_path, capsys) -> N
     assert len({u.hash for u in units}) == len(units) == 16
     assert main(["run", "--suite", str(path), "--device", "cpu", "--dry-run"]) == 0
     assert "fake@older" in capsys.readouterr().out
+
+
+def test_task_hashes_do_not_depend_on_the_process() -> None:
+    """A task's hash is the same in every process (a frozenset's repr follows the string hash seed, so the
+    spec holds the reference's knobs): otherwise a resume or a merge would find nothing to reuse."""
+    import subprocess
+    import sys
+
+    code = ("from harness.conformance.runner import prepare\n"
+            "from harness.conformance.units import plan_units\n"
+            "suite, tasks = prepare('seed')\n"
+            "print(','.join(u.hash for u in plan_units(suite, tasks, [], parity=True, training=True)))")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]
+    assert runs[0] == runs[1] and runs[0].count(",") > 10

@@ -50,6 +50,8 @@ def _default(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, datetime | Path):
         return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
     raise TypeError(f"not JSON serialisable in a shard: {type(value).__name__}")
 
 

@@ -137,7 +137,8 @@ def _task_spec(p: Planned, suite: Suite, environments: dict[str, envs.Environmen
         "kind": "conformance", "suite": suite.name, "case": p.case.name, "adapter": p.adapter,
         "target": ADAPTERS[p.adapter].target, "device": p.device, "dtype": p.dtype,
         "environment": env.identity() if env is not None else {"name": envs.DEFAULT},
-        "reference": repr(p.spec), "code": shards.code_digest()}
+        # the knobs, not repr(): a frozenset's repr follows the per-process string hash seed
+        "reference": p.spec.knobs() if p.spec is not None else None, "code": shards.code_digest()}
     if p.task is None:
         spec["unsupported"] = p.reason
     else:
