@@ -84,7 +84,7 @@ def merge(sources: list[str | Path], out: str | Path) -> MergeResult:
             chosen[shard.hash] = (shard, f)
     writer = RunWriter(runfolder.prepare_output(target), len(units))
     store = ShardStore(writer.out)
-    store.prune(set(units))
+    store.prune(set(chosen))  # the folder holds exactly the shards its tables are made of
     env = {key: value for key, value in first_env.items() if key not in ("workers", "fingerprint", "resumed")}
     env["plan"] = {**first_env["plan"], "shard": "merged", "selected": len(units)}
     env["merged"] = [{"folder": str(f), "shard": e.get("plan", {}).get("shard"), "cpu": e.get("cpu"),
