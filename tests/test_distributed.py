@@ -152,6 +152,10 @@ def test_merge_refuses_a_conflicting_duplicate_and_another_plan(suite, tmp_path,
         merge([a, tmp_path / "c"], tmp_path / "m2")
     with pytest.raises(MergeError, match="one of the folders"):
         merge([a, tmp_path / "c"], a)
+    capsys.readouterr()
+    assert main(["merge", str(a), str(tmp_path / "nowhere"), "--out", str(tmp_path / "m3")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such run folder" in err
 
 
 # ----------------------------------------------------------------------- resume
@@ -213,6 +217,16 @@ def test_resume_after_kill_9_at_random_points_gives_identical_tables(suite, tmp_
 
 
 # ------------------------------------------------------------------- ray
+def test_the_ray_executor_without_ray_is_one_line(suite, tmp_path, capsys, monkeypatch) -> None:
+    import harness.conformance.runner as runner
+
+    monkeypatch.setattr(runner, "ray_available", lambda: "--executor ray needs Ray: pip install 'rmsprop-harness[ray]'")
+    out = tmp_path / "never"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs Ray" in err and not out.exists()
+
+
 @pytest.mark.slow
 def test_the_ray_executor_gives_the_local_tables(suite, tmp_path) -> None:
     pytest.importorskip("ray")
@@ -274,7 +288,7 @@ def test_a_version_matrix_and_its_timeline(tmp_path, monkeypatch, capsys) -> Non
 def test_the_timeline_classifies_each_version_step() -> None:
     """none (bitwise the same figures), numerics (a figure differs; identify's knob), appeared (the argument the
     older version lacks), status (only the verdict changed), missing (a version without the row)."""
-    from harness.conformance.timeline import changes
+    from harness.conformance.timeline import changes, with_knobs
 
     plan = {"implementation": "optax", "versions": ["1", "2", "3"], "environments": ["o-1", "o-2", "o-3"]}
 
@@ -293,7 +307,8 @@ def test_the_timeline_classifies_each_version_step() -> None:
                                 "step": s, "max_abs_err": r["max_abs_err"] * s, "max_rel_err": 0.0, "max_ulp": 0.0,
                                 "median_ulp": 0.0} for r in summary.to_dict("records") if r["status"] == "ok"
                                for s in (1, 5)])
-    table = changes(summary, divergence, plan, {("knob", "optax", "2", "3"): "eps_placement: inside -> outside"})
+    table = with_knobs(changes(summary, divergence, plan),
+                       {("knob", "optax", "2", "3"): "eps_placement: inside -> outside"})
     got = {(r.case, r.from_version, r.to_version): (r.change, r.knob) for r in table.itertuples()}
     assert got == {("same", "1", "2"): ("none", ""), ("same", "2", "3"): ("none", ""),
                    ("knob", "1", "2"): ("appeared", "eps_in_sqrt"),

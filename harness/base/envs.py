@@ -12,9 +12,9 @@ set, named by its digest:
   harness's dependencies) is shared, so an environment costs the named packages only;
 * the packages installed into it (``uv pip install --python`` or ``pip --python``), their missing
   dependencies with them;
-* ``environment.json``, written last: the package set and what was installed (name and version of
-  every distribution the environment's own ``site-packages`` holds). A folder without it is an
-  interrupted creation and is made again.
+* ``environment.json``, written last: the package set and every distribution the environment's
+  Python sees, with its version (its own installs first, the harness's where a pin was already met
+  there). A folder without it is an interrupted creation and is made again.
 
 Creation happens in a temporary folder renamed into place, under a lock, so two runs (or two Ray
 tasks on one node) never build the same environment twice or see half of one.
@@ -81,7 +81,7 @@ class Environment:
     @property
     def distributions(self) -> tuple[str, ...]:
         """The distribution names it pins (normalised: ``optax``, ``keras``)."""
-        return tuple(_normalise(re.split(r"[\s=<>~!\[]", p.strip(), maxsplit=1)[0]) for p in self.packages)
+        return tuple(normalise(re.split(r"[\s=<>~!\[]", p.strip(), maxsplit=1)[0]) for p in self.packages)
 
     @property
     def digest(self) -> str:
@@ -95,7 +95,8 @@ class Environment:
         return {"name": self.name, "packages": sorted(self.packages)}
 
 
-def _normalise(name: str) -> str:
+def normalise(name: str) -> str:
+    """A distribution name as pip compares them (``tf_keras`` = ``tf-keras``)."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -185,7 +186,7 @@ def _create(env: Environment, folder: Path, log) -> None:
              "    out.setdefault(d.metadata['Name'], d.version)\n"
              "json.dump(out, sys.stdout)")
     seen = json.loads(subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout)
-    dists = {_normalise(name): version for name, version in seen.items() if name}
+    dists = {normalise(name): version for name, version in seen.items() if name}
     missing = [d for d in env.distributions if d not in dists]
     if missing:
         raise EnvSpecError(f"environment {env.name}: {', '.join(missing)} did not install into it")
@@ -232,6 +233,8 @@ __all__ = [
     "ensure",
     "installed",
     "location",
+    "normalise",
     "parse_table",
+    "parse_tables",
     "versions",
 ]

@@ -82,11 +82,10 @@ class Driver:
     hellos: list[dict]
     started: float
     progress: Callable[[int, int, dict], None] | None
-    total: int
     named: dict[str, envs.Environment]
     resumed: int = 0
-    payloads: dict[int, dict] = field(default_factory=dict)
-    units: dict[int, Unit] = field(default_factory=dict)
+    units: dict[int, Unit] = field(default_factory=dict)  # this run's units by plan place
+    identities: dict[str, Identity] = field(default_factory=dict)  # per environment: the same all run long
     references: References = field(default_factory=lambda: References())
     group_hellos: dict[int, dict] = field(default_factory=dict)
 
@@ -99,7 +98,7 @@ class Driver:
         todo = []
         for u in mine:
             old = None if rerun == "all" else self.store.read(u.hash)
-            valid = old is not None and old.order == u.order and _where(old) == identity(u.environment, self.named)
+            valid = old is not None and old.order == u.order and _where(old) == self.identity(u.environment)
             if valid and (rerun != "failed" or old.status in shards.KEPT_ON_RERUN_FAILED):
                 self.resumed += 1
                 self.finish(u, old, store=False)
@@ -114,21 +113,23 @@ class Driver:
         self.writer.add(shard)
         self.hellos.extend(shard.hellos)
         self.env.update(shard.env)
-        summary = shard.tables.get("summary") or [{}]
-        if unit.planned is not None:
-            self.payloads[unit.order] = {"status": summary[0].get("status"), "reason": summary[0].get("reason")}
         if self.writer.due():
             environment.finish(self.env, self.unique_hellos(), self.started)
             self.writer.publish(self.env)
         if self.progress is not None:
-            self.progress(self.writer.finished, self.total, summary[0])
+            self.progress(self.writer.finished, len(self.units), (shard.tables.get("summary") or [{}])[0])
 
     def shard(self, unit: Unit, status: str, tables: dict[str, list[dict]], hellos: list[dict] = (),
               seconds: float = float("nan"), env: dict | None = None) -> Shard:
-        where = identity(unit.environment, self.named)
+        where = self.identity(unit.environment)
         return Shard(hash=unit.hash, spec=unit.spec, order=unit.order, status=status, tables=tables,
                      environment=where.environment, machine=where.machine, hellos=list(hellos), seconds=seconds,
                      env=env or {})
+
+    def identity(self, environment: str) -> Identity:
+        if environment not in self.identities:  # the environments are created before the run and stay as they are
+            self.identities[environment] = identity(environment, self.named)
+        return self.identities[environment]
 
     def unique_hellos(self) -> list[dict]:
         seen = {}

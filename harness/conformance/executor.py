@@ -55,7 +55,8 @@ class Group:
     def record(self) -> dict[str, Any]:
         """What env.json keeps of the group (the cost model behind a cluster's expected scaling)."""
         return {"adapters": self.adapters, "environment": self.environment.name if self.environment else "default",
-                "gpu": self.gpu, "tasks": len(self.tasks), "seconds": round(self.seconds, 3), "node": self.node}
+                "devices": sorted({t.device for t in self.tasks}), "tasks": len(self.tasks),
+                "seconds": round(self.seconds, 3), "node": self.node}
 
 
 def run_groups(groups: list[Group], deliver: Deliver, on_hello: Hello, *, jobs: int, executor: str = "local",

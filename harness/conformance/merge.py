@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.base import environment, runfolder, schema
-from harness.base.shards import Shard, ShardStore
+from harness.base.shards import Shard, ShardStore, canonical
 from harness.conformance.writer import RunWriter
 from reference.errors import InputValueError
 
@@ -91,14 +91,14 @@ def merge(sources: list[str | Path], out: str | Path) -> MergeResult:
                       "finished": e.get("finished"), "wall_seconds": e.get("wall_seconds"),
                       "complete": e.get("complete"), "fingerprint": (e.get("fingerprint") or {}).get("digest")}
                      for f, e in zip(folders, envs, strict=True)]
-    hellos: dict[bytes, dict] = {}
+    hellos: dict[bytes, dict] = {}  # each worker's hello once (every shard of its group carries it)
     try:
         for shard, _ in sorted(chosen.values(), key=lambda item: item[0].order):
             store.write(shard)
             writer.add(shard.roundtrip())
             env.update(shard.env)
             for hello in shard.hellos:
-                hellos.setdefault(repr(sorted(hello.items())).encode(), hello)
+                hellos.setdefault(canonical(hello), hello)
         missing = len(units) - len(chosen)
         environment.finish(env, list(hellos.values()), 0.0)
         env["wall_seconds"] = max((e.get("wall_seconds") or 0.0 for e in envs), default=0.0)

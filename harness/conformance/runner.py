@@ -196,7 +196,7 @@ def run_suite(
     environment.finish(env, hellos, started)
     writer.publish(env)
     state = Driver(suite=suite, writer=writer, store=store, env=env, hellos=hellos, started=started,
-                 progress=progress, total=len(mine), named=named)
+                 progress=progress, named=named)
     complete = False
     try:
         todo = state.resume(mine, rerun, units)
@@ -223,9 +223,10 @@ def _result(run: Driver, devices: list[str] | None) -> RunResult:
     tables = {**empty, **tables}
     training = {n: tables[n] for n in schema.TRAINING_TABLES if n in tables}
     failed = [line for s in run.writer.shards.values() for line in s.env.get("training_failed", [])]
-    planned = [u.planned for u in run.units.values() if u.planned is not None]
-    payloads = {i: run.payloads.get(u.order, {}) for i, u in enumerate(
-        u for u in run.units.values() if u.planned is not None)}
+    tasks = [u for u in run.units.values() if u.planned is not None]
+    planned = [u.planned for u in tasks]
+    payloads = {i: (run.writer.shards[u.order].tables.get("summary") or [{}])[0] for i, u in enumerate(tasks)
+                if u.order in run.writer.shards}  # each task's status and reason, as its shard has them
     return RunResult(tables["divergence"], tables["summary"], run.env, run.writer.out,
                      tables["ulp_histogram"], tables["parity"], tables["attribution"], tables["sweep"],
                      tables["interactions"], _unavailable(planned, payloads, devices), training, failed,

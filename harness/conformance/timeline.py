@@ -92,10 +92,9 @@ def _argument(reason: str) -> str:
     return match[1] if match else ""
 
 
-def changes(summary: pd.DataFrame, divergence: pd.DataFrame, plan: dict[str, Any],
-            knobs: dict[tuple, str] | None = None) -> pd.DataFrame:
+def changes(summary: pd.DataFrame, divergence: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
     """The timeline table (see the module docstring) from a timeline run's tables; ``plan`` is its
-    env.json ``timeline`` entry, ``knobs`` the identified knob per (case, adapter, from, to) numerics change."""
+    env.json ``timeline`` entry. A numerics change's ``knob`` is left for `identify_changes`."""
     names, versions = plan["environments"], plan["versions"]
     rows = []
     summary = summary.assign(_base=summary["adapter"].str.split("@").str[0])
@@ -125,8 +124,6 @@ def changes(summary: pd.DataFrame, divergence: pd.DataFrame, plan: dict[str, Any
                     _figures(divergence, (case, device, dtype), rb.adapter)
                 row["change"] = "none" if same and row["status_from"] == row["status_to"] else \
                     "numerics" if not same else "status"
-                if row["change"] == "numerics":
-                    row["knob"] = (knobs or {}).get((case, adapter, va, vb), "")
             else:
                 row["change"] = "none" if row["status_from"] == row["status_to"] else "status"
             rows.append(row)
@@ -135,8 +132,9 @@ def changes(summary: pd.DataFrame, divergence: pd.DataFrame, plan: dict[str, Any
 
 def identify_changes(table: pd.DataFrame, summary: pd.DataFrame, environments_: list[envs.Environment]
                      ) -> dict[tuple, str]:
-    """For each numerics change, what `identify` finds different between the two versions: the knobs whose
-    identified values differ (``rounding`` when the semantics are the same)."""
+    """For each numerics change, what `identify` finds different between the two versions, by (case, adapter,
+    from version, to version): the knobs whose identified values differ (``rounding`` when the semantics are
+    the same). `with_knobs` puts them in the table."""
     from harness.conformance.identify import identify_configurations
 
     by_version = {e.packages[0].split("==", 1)[1]: e for e in environments_}
@@ -161,6 +159,14 @@ def identify_changes(table: pd.DataFrame, summary: pd.DataFrame, environments_: 
     return out
 
 
+def with_knobs(table: pd.DataFrame, knobs: dict[tuple, str]) -> pd.DataFrame:
+    """``table`` with each numerics change's ``knob`` from `identify_changes`."""
+    keys = zip(table["case"], table["adapter"], table["from_version"], table["to_version"], strict=True)
+    found = [knobs.get(key, knob) if change == "numerics" else knob
+             for key, change, knob in zip(keys, table["change"], table["knob"], strict=True)]
+    return table.assign(knob=found)
+
+
 def run_timeline(implementation: str, versions: list[str], *, suite: str | Path = "timeline",
                  extra: list[str] | None = None, out: str | Path | None = "reports/timeline", jobs: int | None = None,
                  dtypes: list[str] | None = None, progress=None, identify: bool = True):
@@ -174,13 +180,14 @@ def run_timeline(implementation: str, versions: list[str], *, suite: str | Path 
 
     def derive(tables: dict[str, pd.DataFrame], env: dict[str, Any]) -> dict[str, pd.DataFrame]:
         env["timeline"] = plan
-        first = changes(tables["summary"], tables["divergence"], plan)
-        knobs = identify_changes(first, tables["summary"], named) if identify else {}
-        return {"timeline": changes(tables["summary"], tables["divergence"], plan, knobs)}
+        table = changes(tables["summary"], tables["divergence"], plan)
+        return {"timeline": with_knobs(table, identify_changes(table, tables["summary"], named)) if identify
+                else table}
 
     return run_suite(suite, adapters=list(sub.adapters), devices=["cpu"], dtypes=dtypes, out=out, jobs=jobs,
                      progress=progress, training=False, parity_scenarios=False, environments=named,
                      own_environment=False, derive=derive)
 
 
-__all__ = ["CHANGES", "Subject", "changes", "environments", "identify_changes", "run_timeline", "subject"]
+__all__ = ["CHANGES", "Subject", "changes", "environments", "identify_changes", "run_timeline", "subject",
+           "with_knobs"]

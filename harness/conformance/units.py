@@ -101,13 +101,9 @@ def environment_adapters(env: envs.Environment, candidates: list[str]) -> list[s
             raise RunError(f"environment {env.name!r}: {exc.args[0]}") from None
         return [a for a in candidates if a in named]
     pinned = set(env.distributions)
-    targets = {t for r in implementations.all_records() if pinned & {_norm(p) for p in r.packages}
+    targets = {t for r in implementations.all_records() if pinned & {envs.normalise(p) for p in r.packages}
                for t in r.adapters}
     return [a for a in candidates if ADAPTERS[a].target in targets]
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def with_environments(tasks: list[Planned], environments: list[envs.Environment], own: bool = True
@@ -182,7 +178,7 @@ class Identity:
 def _own_packages() -> str:
     """A digest of every distribution installed in the harness's own environment (its site-packages, not
     whatever the current directory adds to ``sys.path``: the same environment hashes the same from anywhere)."""
-    names = sorted({f"{_norm(d.metadata['Name'] or '')}=={d.version}"
+    names = sorted({f"{envs.normalise(d.metadata['Name'] or '')}=={d.version}"
                     for d in metadata.distributions(path=site.getsitepackages())})
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
@@ -193,11 +189,13 @@ def machine_digest() -> str:
 
 
 def identity(environment: str, environments: dict[str, envs.Environment]) -> Identity:
+    """The harness's own environment by a digest of its site-packages; a named one by a digest of its record."""
     if environment == envs.DEFAULT:
         return Identity({"name": envs.DEFAULT, "packages": _own_packages()}, machine_digest())
     env = environments[environment]
     held = envs.installed(envs.location(env))
-    return Identity({"name": env.name, "packages": held if held is not None else "not created"}, machine_digest())
+    packages = "not created" if held is None else hashlib.sha256(shards.canonical(held)).hexdigest()
+    return Identity({"name": env.name, "packages": packages}, machine_digest())
 
 
 __all__ = [
