@@ -29,6 +29,7 @@ from typing import Any
 
 from harness.adapters import ADAPTERS, AdapterInfo, Task
 from harness.base import envs
+from harness.conformance.inprocess import is_live, run_in_process
 from harness.conformance.plan import RunError
 from harness.conformance.worker import run_worker
 
@@ -82,9 +83,11 @@ def _where() -> str:
 def _run_local(group: Group, deliver: Deliver, on_hello: Hello) -> None:
     started = time.perf_counter()
     group.node = _where()
+    run = run_in_process if all(is_live(a) for a in group.adapters) else run_worker
     try:
-        run_worker(group.adapters, group.tasks, lambda j, payload: deliver(group.orders[j], payload),
-                   lambda hello: on_hello(group.number, hello), _python(group.environment))
+        run(group.adapters, group.tasks, lambda j, payload: deliver(group.orders[j], payload),
+            lambda hello: on_hello(group.number, hello), *(() if run is run_in_process else
+                                                            (_python(group.environment),)))
     except Exception as exc:  # the driver side of a worker failed: record, never hang
         for order in group.orders:
             deliver(order, {"status": "error", "reason": f"worker driver failed: {type(exc).__name__}: {exc}"})
@@ -157,6 +160,11 @@ def _run_ray(groups: list[Group], deliver: Deliver, on_hello: Hello, jobs: int, 
         raise RunError(missing)
     import ray
 
+    for g in [g for g in groups if all(is_live(a) for a in g.adapters)]:  # objects of this process stay in it
+        _run_local(g, deliver, on_hello)
+    groups = [g for g in groups if not all(is_live(a) for a in g.adapters)]
+    if not groups:
+        return
     started_here = start_ray(jobs, address)
     try:
         remote = ray.remote(_group_task)

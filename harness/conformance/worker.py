@@ -153,11 +153,13 @@ def _missing_argument(exc: TypeError, task: Task, versions: dict) -> Payload:
     return {"status": "unsupported", "reason": f"unsupported: no argument {match[1]!r} in this version ({installed})"}
 
 
-def _main(fd: int) -> int:
+def serve(adapters: dict[str, Any], status: dict[str, tuple[str, str]], tasks: list[tuple[int, Task]],
+          send: Callable[[str, dict, list], None]) -> None:
+    """The worker's loop over loaded adapters: ``send("hello", ...)``, then one ``send("result", ...)`` per task
+    (never raises for a failing adapter). The worker process sends to its channel; `harness.conformance.inprocess`
+    calls it with live adapter objects, so both judge the same payloads."""
     from harness.base.fingerprint import dispatch
 
-    targets, tasks = wire.decode_request(channel.read_stdin_request())
-    adapters, status = _load(targets)
     hello: dict[str, Any] = {"versions": {}, "devices": {}, "python": sys.version.split()[0]}
     devices: dict[str, list[str]] = {}
     for name, adapter in adapters.items():
@@ -170,7 +172,7 @@ def _main(fd: int) -> int:
         except Exception as exc:
             status[name] = ("error", f"{name} is installed but broken: {_describe(exc)}")
     hello["dispatch"] = dispatch()  # after the adapters loaded their frameworks
-    channel.send(fd, "hello", hello)
+    send("hello", hello, [])
     for index, task in tasks:
         arrays: list = []
         if task.adapter in status:
@@ -186,7 +188,13 @@ def _main(fd: int) -> int:
                 payload = _missing_argument(exc, task, hello["versions"])
             except Exception as exc:  # one bad task must not sink the batch
                 payload = {"status": "error", "reason": _describe(exc)}
-        channel.send(fd, "result", {"index": index, **payload}, arrays)
+        send("result", {"index": index, **payload}, arrays)
+
+
+def _main(fd: int) -> int:
+    targets, tasks = wire.decode_request(channel.read_stdin_request())
+    adapters, status = _load(targets)
+    serve(adapters, status, tasks, lambda kind, body, arrays: channel.send(fd, kind, body, arrays))
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Testing front ends: the pytest plugin (`harness.testing.plugin`)."""
