@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rmsprop import denominator, init, learning_rate, update
+from .rmsprop import RMSpropState, denominator, init, learning_rate, update
 from .spec import RMSpropSpec
 
 #: The optimizer state a point keeps, by `RMSpropState` field: mean square, mean gradient, momentum buffer.
@@ -101,14 +101,16 @@ def trajectory(
     lrs: np.ndarray | None = None,
     *,
     state: bool = True,
+    state0: RMSpropState | None = None,
 ) -> dict[int, Point]:
     """The reference from ``params0`` over ``grads`` (steps 1, 2, ...; the values both sides of a
     comparison see), kept at the ``record`` steps with its budget scales; ``state=False`` keeps the
-    parameters alone (a point's ``state`` is then empty)."""
+    parameters alone (a point's ``state`` is then empty). ``state0`` starts from a given optimizer state
+    (its ``count`` steps already taken; the golden vectors' non-initial start) instead of `init`'s."""
     names = list(params0)
     params = dict(params0)
     initial = dict(params)
-    opt = init(spec, params)
+    opt = init(spec, params) if state0 is None else state0
     record = set(record)
     params_track = _Track(dict(params))
     state_tracks = {k: _Track(dict(v)) for k, v in _state_dicts(opt, names).items()} if state else {}

@@ -15,12 +15,26 @@ import threading
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.cli import baseline, bench, explain, gate, identify, merge, parity, report, run, timeline, train, translate
+from harness.cli import (
+    baseline,
+    bench,
+    explain,
+    gate,
+    identify,
+    merge,
+    parity,
+    report,
+    run,
+    timeline,
+    train,
+    translate,
+    vectors,
+)
 from harness.cli._parser import PROG, Parser
 from reference.errors import InputError
 
 #: Each command module: ``add(subparsers)`` declares its arguments, ``main(args) -> exit code`` runs it.
-COMMANDS = (explain, run, bench, report, translate, parity, identify, timeline, train, merge, baseline, gate)
+COMMANDS = (explain, run, bench, report, translate, parity, identify, timeline, train, merge, baseline, gate, vectors)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from harness.conformance.plan import Planned
 from reference.budget import run_tolerance, state_tolerance
 
 #: What a quantity diverging first says about the implementation (its causes, most likely first).
-_DIAGNOSIS = {
+DIAGNOSIS = {
     "nu": "the square average diverges: how it is updated (alpha/rho and which term it weights), where it "
           "starts (0 or 1) or which gradient it sees (weight decay, clipping)",
     "mu": "the gradient average (centered) diverges while the square average agrees",
@@ -50,7 +50,7 @@ def verdict(rows: list[dict], points: list[ReferencePoint]) -> tuple[str, str, f
     """(status, reason, tolerance_used) from the divergence rows of one task and its reference points.
 
     A failure names the first quantity out of tolerance at the first failing step, the optimizer state before
-    the parameters, and says what that points at (`_DIAGNOSIS`): the square average wrong (its update or
+    the parameters, and says what that points at (`DIAGNOSIS`): the square average wrong (its update or
     start), the state right and the parameters wrong (the update rule), or no state to tell them apart."""
     used, first = 0.0, None
     for row in rows:
@@ -65,7 +65,7 @@ def verdict(rows: list[dict], points: list[ReferencePoint]) -> tuple[str, str, f
             if kind == "parameters" and not states:
                 why = "the adapter reports no optimizer state, so the accumulator cannot be told from the update rule"
             else:
-                why = _DIAGNOSIS[kind]
+                why = DIAGNOSIS[kind]
             first = f"{message}; {why}"
     if first is not None:
         return "fail", first, used
