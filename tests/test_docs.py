@@ -1,4 +1,5 @@
-"""Every ``rmsprop-harness`` command shown in the README and in docs/ runs.
+"""Every command shown in the README (through ``./dev harness``, as shown) and every ``rmsprop-harness`` command in
+docs/ runs.
 
 Commands are taken from the fenced ``bash``/``console``/``sh`` blocks (a ``console`` block's
 commands are its ``$ `` lines) and run in document order, in-process, in a scratch folder that holds
@@ -55,12 +56,33 @@ def commands(path: Path) -> list[str]:
     return out
 
 
-ALL = [(p, c) for p in DOCS for c in commands(p)]
+ALL = [(p, c) for p in DOCS[1:] for c in commands(p)]
+HEAVY = ("run", "bench", "identify", "train", "timeline")  # they run frameworks: tested for real elsewhere, dry here
+QUICKSTART = ("./dev report", "./dev test", "./dev install")  # the two quickstart commands are CI itself
+
+
+def readme_commands() -> list[str]:
+    """The README's shell lines in document order (a ``console`` block's ``$`` lines), but the quickstart's."""
+    out = []
+    for lang, body in FENCE.findall((ROOT / "README.md").read_text()):
+        if lang not in ("bash", "console", "sh", "shell"):
+            continue
+        for line in body.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if lang == "console":
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+            if line and not line.startswith(QUICKSTART):
+                out.append(line)
+    return out
 
 
 def test_the_docs_show_commands_and_the_reader_finds_them() -> None:
     names = {p.name for p, _ in ALL}
-    assert {"README.md", "run.md", "parity.md", "translate.md", "bench.md", "gate.md"} <= names
+    assert {"run.md", "parity.md", "translate.md", "bench.md", "gate.md", "vectors.md", "testing.md"} <= names
+    readme = readme_commands()
+    assert readme and all(c.startswith(("./dev harness ", "cc ")) for c in readme), readme
     text = "```console\n$ rmsprop-harness a \\\n    --b\noutput\n```\n```python\nrmsprop-harness no\n```\n"
     probe = ROOT / "tests" / "_probe.md"
     try:
@@ -98,11 +120,35 @@ def test_every_documented_command_runs(path, command, scratch, monkeypatch, caps
     monkeypatch.setattr(registry, "_USER_TARGETS", dict(registry._USER_TARGETS))
     monkeypatch.setitem(ADAPTERS, "fake", AdapterInfo("fake", "tests.fake_adapter:Fake", "torch", "fake"))
     argv = shlex.split(command, comments=True)[1:]
-    if argv[0] in ("run", "bench", "identify", "train", "timeline"):  # these run frameworks: tested for real elsewhere
+    if argv[0] in HEAVY:
         argv.append("--dry-run")
     code = main(argv)
     out = capsys.readouterr()
     assert code in (0, 1), f"{path.name}: `{command}` exited {code}: {out.err.strip()[-500:]}"
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_through_dev_harness(scratch, tmp_path) -> None:
+    """The README's commands, in order, in one folder, each as a user types it: ``./dev harness ...`` (the script,
+    in a subprocess: the entry point the README shows) and the C example's compile-and-run line."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    work = tmp_path / "readme"  # its own copy: the docs' commands write into the shared scratch folder meanwhile
+    shutil.copytree(scratch, work, symlinks=True)
+    for command in readme_commands():
+        if command.startswith("cc ") and shutil.which("cc") is None:
+            pytest.skip("no C compiler: the rest of the README's commands need its results")
+        if command.startswith("./dev harness "):
+            argv = shlex.split(command, comments=True)[2:]
+            line = shlex.join([str(ROOT / "dev"), "harness", *argv, *(["--dry-run"] if argv[0] in HEAVY else [])])
+        else:
+            line = command.replace("./dev ", f"{ROOT / 'dev'} ")
+        proc = subprocess.run(["bash", "-c", line], cwd=work, env=env, capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert proc.returncode in (0, 1), f"README: `{command}` exited {proc.returncode}: {proc.stderr[-800:]}"
+        assert "Traceback" not in proc.stderr, f"README: `{command}`: {proc.stderr[-2000:]}"
 
 
 def test_every_file_and_module_the_docs_name_exists() -> None:

@@ -175,7 +175,9 @@ def export(out: str | Path, *, presets_: list[str], suite: str = "default", case
     if not chosen:
         raise VectorError(f"no case of suite {loaded.name!r} matches {', '.join(cases or [])} (cases: "
                           f"{', '.join(c.name for c in loaded.cases)})")
-    root = prepare_output(out)
+    root = Path(out)
+    if not _earlier_vectors(root):  # an earlier export is replaced; anything else must be new or empty
+        root = prepare_output(out)
     written, skipped = [], []
     for preset in presets_:
         for case in chosen:
@@ -195,7 +197,19 @@ def export(out: str | Path, *, presets_: list[str], suite: str = "default", case
     return written, skipped
 
 
+def _earlier_vectors(root: Path) -> bool:
+    index = root / "index.json"
+    if root.is_symlink() or index.is_symlink() or not index.is_file():
+        return False
+    try:
+        return json.loads(index.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def write(vector: Vector, folder: Path) -> list[Path]:
+    if folder.is_symlink():
+        raise VectorError(f"{folder} is a symbolic link: not followed")
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"{vector.meta['case']}.{vector.meta['dtype']}"
     body = {**vector.meta, "inputs": {}, "expected": {}, "tolerance": {}}
