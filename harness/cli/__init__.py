@@ -37,12 +37,39 @@ from reference.errors import InputError
 COMMANDS = (explain, run, bench, report, translate, parity, identify, timeline, train, merge, baseline, gate, vectors)
 
 
+#: One or two command lines per command, shown at the end of its --help (tests/test_front_door.py parses each).
+EXAMPLES = {
+    "explain": ["rmsprop-harness explain torch keras --diff",
+                "rmsprop-harness explain 'keras(rho=0.95)' --format json"],
+    "run": ["rmsprop-harness run", "rmsprop-harness run --adapter torch,optax --case own-defaults --dtype float32",
+            "rmsprop-harness run --adapter mypackage.kernels:make_adapter --suite edge"],
+    "bench": ["rmsprop-harness bench --suite perf-gate --dry-run", "rmsprop-harness bench --adapter torch,optax"],
+    "report": ["rmsprop-harness report reports/latest"],
+    "translate": ["rmsprop-harness translate --from torch lr=0.01 alpha=0.99 eps=1e-8 --to optax"],
+    "parity": ["rmsprop-harness parity --presets torch,keras"],
+    "identify": ["rmsprop-harness identify --adapter optax", "rmsprop-harness identify --recording run.npz"],
+    "timeline": ["rmsprop-harness timeline --implementation optax --versions 0.1.7,0.2.8"],
+    "train": ["rmsprop-harness train --workload mlp --frameworks torch,optax --settings defaults,translated"],
+    "merge": ["rmsprop-harness merge part-1 part-2 part-3 --out reports/latest"],
+    "baseline": ["rmsprop-harness baseline save reports/latest --to reports/baseline"],
+    "gate": ["rmsprop-harness gate --baseline reports/baseline --current reports/latest"],
+    "vectors": ["rmsprop-harness vectors export --preset torch --out vectors/",
+                "rmsprop-harness vectors check vectors/ --results results.json"],
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
+                    epilog="examples:\n" + "\n".join(f"  {EXAMPLES[c][0]}" for c in ("run", "explain", "vectors")),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
-        command.add(sub).set_defaults(handler=command.main)
+        p = command.add(sub)
+        p.set_defaults(handler=command.main)
+        if not p.epilog:
+            p.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[p.prog.split()[-1]])
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -78,4 +105,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXAMPLES", "build_parser", "main"]

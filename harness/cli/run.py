@@ -164,6 +164,9 @@ def main(args: argparse.Namespace) -> int:
     run = report.Run(result.out, {**result.tables, "throughput": pd.DataFrame()}, result.env,
                      {"complete": True})
     Console().print(console.status_table(result.summary))
+    ran = list(dict.fromkeys(result.summary["adapter"])) if len(result.summary) else []
+    print(f"adapters ({len(ran)}): {', '.join(ran) or 'none'}" + ("" if adapters else
+          " (the suite's own; a suite without `adapters` runs the default set: docs/suites.md)"))
     for line in [*console.notes(run), *console.warning_lines(run)]:
         print(line)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)

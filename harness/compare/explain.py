@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -86,6 +87,16 @@ def knob_table(specs: dict[str, RMSpropSpec]) -> pd.DataFrame:
     return frame
 
 
+def _json_value(value: object) -> object:
+    """A knob's value as JSON has it: numbers, booleans, null; anything else as its text (NaN and infinities too,
+    which JSON has no numbers for)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
 def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.10g}"
@@ -101,8 +112,10 @@ def explain(exprs: Sequence[str] = (), only_differences: bool = False, fmt: str 
         frame = frame[frame["differs"]]
     notes = {label: list(spec.notes) for label, spec in specs.items() if spec.notes}
     rewrites = _rewrites(specs)
-    if fmt == "json":
-        return json.dumps({"knobs": frame.drop(columns="differs").to_dict(orient="index"),
+    if fmt == "json":  # the knobs' own values: JSON numbers, booleans and null, not their table text
+        values = {label: spec.effective_knobs() for label, spec in specs.items()}
+        knobs = {k: {label: _json_value(values[label].get(k)) for label in specs} for k in frame.index}
+        return json.dumps({"knobs": knobs,
                            "differs": frame.index[frame["differs"]].tolist(), "notes": notes,
                            "rewrites": rewrites}, indent=2)
     shown = frame.drop(columns="differs")

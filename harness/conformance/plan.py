@@ -90,6 +90,9 @@ def plan(
                         optional_device=optional, timeout=case.timeout)
                     out.append(Planned(case=case, adapter=adapter, device=device, dtype=dtype, spec=spec, task=task,
                                        reason=reason))
+    if cases and not any(fnmatch.fnmatchcase(c.name, pat) for c in suite.cases for pat in cases):
+        raise RunError(f"no case of suite {suite.name!r} matches --case {','.join(cases)}; its cases: "
+                       f"{', '.join(c.name for c in suite.cases)}")
     if not out and (suite.cases or adapters):  # a training-only suite plans no conformance task
         what = f" matches --adapter {','.join(adapters)}" if adapters else ""
         raise RunError(f"no task{what} in suite {suite.name!r}")

@@ -29,10 +29,22 @@ def checked(preset: Callable[..., RMSpropSpec]) -> Callable[..., RMSpropSpec]:
         try:
             signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise InputTypeError(f"{preset.__name__}: {exc}") from None
+            raise InputTypeError(f"{preset.__name__}: {exc}{_suggest(kwargs, signature)}") from None
         return preset(*args, **kwargs)
 
     return checked
+
+
+def _suggest(kwargs: dict[str, Any], signature: inspect.Signature) -> str:
+    """"; did you mean 'alpha'?" for a mistyped argument name (the suites' keys say the same)."""
+    import difflib
+
+    known = [n for n, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for name in kwargs:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            return f"; did you mean {close[0]!r}?" if close else f" (arguments: {', '.join(known)})"
+    return ""
 
 
 def tensor_size(value: Any) -> int | None:
