@@ -3,6 +3,8 @@ pytester: item ids, the diagnosis in pytest's output and in --junitxml, skips, t
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -114,9 +116,11 @@ def test_report_and_gate_from_a_pytest_session(pytester: pytest.Pytester, tmp_pa
     assert "rmsprop-harness" in result.stdout.str() and "good: " in result.stdout.str()
 
     baseline = tmp_path / "baseline"
-    from harness.cli import main as cli
-
-    assert cli(["baseline", "save", str(folder), "--to", str(baseline / "good")]) == 0
+    # in a subprocess: pytester restores sys.modules after the test, and modules first imported in here (pandas'
+    # and pyarrow's lazily loaded parts) would then register their extension types twice
+    save = subprocess.run([sys.executable, "-m", "harness.cli", "baseline", "save", str(folder), "--to",
+                           str(baseline / "good")], capture_output=True, text=True, timeout=300, check=False)
+    assert save.returncode == 0, save.stderr
     ok = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-k", "test_good",
                                        f"--rmsprop-baseline={baseline}")
     assert ok.ret == 0, ok.stdout.str()

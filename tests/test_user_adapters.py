@@ -147,7 +147,9 @@ def test_unknown_adapter_lists_installed_entry_points(tmp_path: Path) -> None:
     assert "unknown adapter 'yours'" in proc.stderr and "installed entry points: mine" in proc.stderr
 
 
-def test_describe_keeps_the_user_module_out_of_the_driver() -> None:
+def test_describe_keeps_the_user_module_out_of_the_driver(monkeypatch) -> None:
+    # another test in this process may have imported it on purpose (the pytest plugin runs it in-process)
+    monkeypatch.delitem(sys.modules, "examples.my_rmsprop", raising=False)
     [name] = resolve(["examples.my_rmsprop:make_adapter"])
     info = ADAPTERS[name]
     assert (name, info.preset, info.family, info.devices) == ("my_rmsprop", "torch", "torch", ("cpu", "gpu"))

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from harness.adapters import ADAPTERS, AdapterInfo, Task, info
+from harness.adapters import ADAPTERS, BUILTIN, AdapterInfo, Task, info
 from harness.conformance import wire
 from harness.process.channel import Message
 from harness.process.loading import attributes, explain
@@ -24,13 +24,15 @@ from reference.errors import InputKeyError
 TARGET_PREFIX = "<in-process>"  # the registry's "module" of a live adapter (never imported)
 
 _LIVE: dict[str, Any] = {}
+_SHADOWED: dict[str, AdapterInfo] = {}  # a user adapter registered by target under the same name, until unregister
 _LOCK = threading.Lock()
 
 
 def register(adapter: Any) -> AdapterInfo:
     """Add a live adapter object to `ADAPTERS` under its ``name`` (validated as a user adapter's class
-    attributes are); registering the same object again is a no-op. `InputKeyError` when the name is a
-    built-in adapter's or another live object's."""
+    attributes are); registering the same object again is a no-op. A user adapter registered by target
+    under that name (``--adapter module:factory`` earlier in this process) is shadowed until `unregister`.
+    `InputKeyError` when the name is a built-in adapter's or another live object's."""
     try:
         meta = attributes(adapter, implementations.names())
     except (TypeError, ValueError) as exc:
@@ -39,9 +41,11 @@ def register(adapter: Any) -> AdapterInfo:
     with _LOCK:
         if _LIVE.get(name) is adapter:
             return ADAPTERS[name]
-        if name in ADAPTERS and name not in _LIVE:
-            raise InputKeyError(f"adapter {name!r}: the name is taken by {ADAPTERS[name].target}; give yours another "
-                                "name")
+        if name in _LIVE or name in BUILTIN:
+            taken = "another object in this process" if name in _LIVE else f"the built-in {ADAPTERS[name].target}"
+            raise InputKeyError(f"adapter {name!r}: the name is taken by {taken}; give yours another name")
+        if name in ADAPTERS:
+            _SHADOWED[name] = ADAPTERS[name]
         _LIVE[name] = adapter
         ADAPTERS[name] = info(f"{TARGET_PREFIX}:{name}", {**meta, "env": {}})
     return ADAPTERS[name]
@@ -51,6 +55,8 @@ def unregister(name: str) -> None:
     with _LOCK:
         if _LIVE.pop(name, None) is not None:
             del ADAPTERS[name]
+            if name in _SHADOWED:
+                ADAPTERS[name] = _SHADOWED.pop(name)
 
 
 def is_live(name: str) -> bool:

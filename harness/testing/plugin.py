@@ -23,7 +23,6 @@ cannot express). ``--rmsprop-report DIR`` writes each implementation's run folde
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +155,7 @@ class _Session:
         self.cache: dict[tuple, list] = {}
         self.folders: dict[str, Path] = {}
         self.lines: list[str] = []
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        worker = getattr(config, "workerinput", {}).get("workerid")  # a pytest-xdist worker (not an inherited env)
         report = config.getoption("--rmsprop-report", None)
         self.baseline = config.getoption("--rmsprop-baseline", None)
         if report is None and self.baseline is not None:
