@@ -80,6 +80,10 @@ def test_good(rmsprop_conformance):
 @pytest.mark.rmsprop(cases=["own-defaults"], dtypes=["float32"])
 def test_buggy(rmsprop_conformance):
     rmsprop_conformance(buggy, preset="torch")
+
+def test_zz_no_framework_was_imported():  # a NumPy implementation needs none, and the plugin loads none
+    import sys
+    assert not {"torch", "tensorflow", "jax", "keras", "optax", "paddle"} & set(sys.modules)
 '''
 
 
@@ -99,7 +103,7 @@ def test_each_case_is_an_item_and_a_failure_shows_its_diagnosis(pytester: pytest
     assert "test_user.py::test_buggy[own-defaults-float32] FAILED" in out, out
     assert "own-defaults / buggy [float32@cpu], judged against the torch reference: fail" in out, out
     assert "eps inside the sqrt" in out or "eps_placement" in out or "update rule" in out, out
-    result.assert_outcomes(passed=2, skipped=2, failed=1)
+    result.assert_outcomes(passed=3, skipped=2, failed=1)
     failure = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") ==
                "test_buggy[own-defaults-float32]").find("failure")
     assert failure is not None and "judged against the torch reference: fail" in (failure.get("message") or "")

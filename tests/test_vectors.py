@@ -94,6 +94,11 @@ def test_json_npz_and_text_hold_the_same_values(every_preset: Path) -> None:
                 node = node[part]
             got = np.array(node[name], dtype=object)
             assert np.array_equal(np.vectorize(unhex)(got).astype(np.float64), v.arrays[f"{where}/{name}"])
+    from harness.conformance.metrics import ulp
+
+    for key in [k for k in v.arrays if k.startswith("tolerance/")]:  # the per-row ulp tolerance says the same
+        ulps = v.arrays["tolerance_ulp/" + key[len("tolerance/"):]]
+        np.testing.assert_allclose(ulps * ulp(v.arrays["expected/" + key[10:]], "float32"), v.arrays[key], rtol=1e-12)
     tokens = stem.with_name(stem.name + ".txt").read_text().split()
     at = tokens.index("param") + 2
     assert [unhex(t) for t in tokens[at:at + 6]] == v.arrays["inputs/params/weight"].tolist()

@@ -31,6 +31,7 @@ from harness.adapters import ADAPTERS
 from harness.base.runfolder import prepare_output
 from harness.base.streams import cast
 from harness.conformance.cases import Case
+from harness.conformance.metrics import ulp
 from harness.conformance.suite import load_suite
 from reference import implementations, presets
 from reference.budget import UNIT_ROUNDOFF, run_tolerance, state_tolerance
@@ -145,6 +146,10 @@ def build(case: Case, preset: str, dtype: str, *, warmup: int, steps: int, eleme
             arrays[f"tolerance/state/{k}/{name}"] = np.stack([
                 state_tolerance(spec, warmup + t, dtype, k) * u * points[t].state_scale[k][name]
                 for t in range(1, n + 1)])
+    for key in [k for k in arrays if k.startswith("tolerance/")]:  # the same tolerance in ulps of the dtype (per row)
+        with np.errstate(all="ignore"):
+            rest = key[len("tolerance/"):]
+            arrays[f"tolerance_ulp/{rest}"] = arrays[key] / ulp(arrays[f"expected/{rest}"], dtype)
     if lrs is None:  # the lr each step uses (the spec's own schedule, if any, included)
         from reference.rmsprop import learning_rate
 
@@ -212,7 +217,7 @@ def write(vector: Vector, folder: Path) -> list[Path]:
         raise VectorError(f"{folder} is a symbolic link: not followed")
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"{vector.meta['case']}.{vector.meta['dtype']}"
-    body = {**vector.meta, "inputs": {}, "expected": {}, "tolerance": {}}
+    body = {**vector.meta, "inputs": {}, "expected": {}, "tolerance": {}, "tolerance_ulp": {}}
     for key, a in vector.arrays.items():
         node = body
         *path, leaf = key.split("/")

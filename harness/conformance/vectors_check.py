@@ -45,7 +45,7 @@ def load_vectors(folder: str | Path) -> list[Vector]:
             raise VectorError(f"{index}: {rel} is outside the folder")
         try:
             meta = {k: v for k, v in json.loads(path.read_text()).items()
-                    if k not in ("inputs", "expected", "tolerance")}
+                    if k not in ("inputs", "expected", "tolerance", "tolerance_ulp")}
             with np.load(Path(str(path)[:-len(".json")] + ".npz"), allow_pickle=False) as z:
                 arrays = {k: np.asarray(z[k], np.float64) for k in z.files}
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
