@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli
-from harness.conformance.vectors import unhex
+from harness.conformance.vectors import VectorError, unhex
 from harness.conformance.vectors_check import check, load_vectors
 from reference import implementations
 
@@ -127,3 +127,21 @@ def test_the_c_example_passes_the_torch_vectors(tmp_path: Path) -> None:
     table = check(vectors, results)
     assert (table["status"] == "ok").all(), table[["id", "status", "reason"]]
     assert cli(["vectors", "check", str(vectors), "--results", str(results)]) == 0
+
+
+def test_planted_symlinks_are_never_followed(every_preset: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "v"
+    shutil.copytree(every_preset, copy)
+    target = copy / "torch" / "own-defaults.float32.json"
+    outside = tmp_path / "outside.json"
+    outside.write_text(target.read_text())
+    target.unlink()
+    target.symlink_to(outside)
+    with pytest.raises(VectorError, match="symbolic link"):
+        load_vectors(copy)
+    victim = tmp_path / "victim.txt"  # a re-export must not write through a planted link either
+    victim.write_text("keep")
+    (copy / "torch" / "own-defaults.float32.txt").unlink()
+    (copy / "torch" / "own-defaults.float32.txt").symlink_to(victim)
+    assert cli(["vectors", "export", "--preset", "torch", "--case", "own-defaults", "--out", str(copy)]) == 2
+    assert victim.read_text() == "keep"

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness.adapters import ADAPTERS
-from harness.base.runfolder import prepare_output
+from harness.base.runfolder import prepare_output, write_atomic
 from harness.base.streams import cast
 from harness.conformance.cases import Case
 from harness.conformance.metrics import ulp
@@ -196,9 +196,10 @@ def export(out: str | Path, *, presets_: list[str], suite: str = "default", case
                 written += write(vector, root / preset)
     if not written:
         raise VectorError(f"no vector: {'; '.join(skipped)}")
-    (root / "index.json").write_text(json.dumps({"format": FORMAT, "suite": loaded.name, "skipped": skipped,
-                                                 "vectors": sorted(str(p.relative_to(root)) for p in written
-                                                                   if p.name.endswith(".json"))}, indent=1))
+    index = json.dumps({"format": FORMAT, "suite": loaded.name, "skipped": skipped,
+                        "vectors": sorted(str(p.relative_to(root)) for p in written if p.name.endswith(".json"))},
+                       indent=1)
+    write_atomic(root / "index.json", lambda tmp: tmp.write_text(index))
     return written, skipped
 
 
@@ -225,9 +226,16 @@ def write(vector: Vector, folder: Path) -> list[Path]:
             node = node.setdefault(part, {})
         node[leaf] = hexes(a) if a.ndim else hexf(a)
     paths = [Path(f"{stem}{suffix}") for suffix in (".json", ".npz", ".txt")]
-    paths[0].write_text(json.dumps(body, indent=None))
-    np.savez(paths[1], **vector.arrays)
-    paths[2].write_text(text_tokens(vector))
+    text = json.dumps(body, indent=None)
+    write_atomic(paths[0], lambda tmp: tmp.write_text(text))  # atomic, and a planted symlink is refused
+
+    def savez(tmp: Path) -> None:
+        with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a path
+            np.savez(f, **vector.arrays)
+
+    write_atomic(paths[1], savez)
+    tokens = text_tokens(vector)
+    write_atomic(paths[2], lambda tmp: tmp.write_text(tokens))
     return paths
 
 
