@@ -83,11 +83,17 @@ def _where() -> str:
 def _run_local(group: Group, deliver: Deliver, on_hello: Hello) -> None:
     started = time.perf_counter()
     group.node = _where()
-    run = run_in_process if all(is_live(a) for a in group.adapters) else run_worker
+    def result(j: int, payload: dict) -> None:
+        deliver(group.orders[j], payload)
+
+    def hello(body: dict) -> None:
+        on_hello(group.number, body)
+
     try:
-        run(group.adapters, group.tasks, lambda j, payload: deliver(group.orders[j], payload),
-            lambda hello: on_hello(group.number, hello), *(() if run is run_in_process else
-                                                            (_python(group.environment),)))
+        if all(is_live(a) for a in group.adapters):  # adapter objects of this process (the pytest plugin)
+            run_in_process(group.adapters, group.tasks, result, hello)
+        else:
+            run_worker(group.adapters, group.tasks, result, hello, _python(group.environment))
     except Exception as exc:  # the driver side of a worker failed: record, never hang
         for order in group.orders:
             deliver(order, {"status": "error", "reason": f"worker driver failed: {type(exc).__name__}: {exc}"})
