@@ -22,6 +22,7 @@ MAX_LAYERS = 6
 LAYERS = {
     "reference": 0, "harness": 0, "harness.base": 1, "harness.process": 2, "harness.adapters": 2, "harness.compare": 2,
     "harness.gate": 2, "harness.report": 2, "harness.conformance": 3, "harness.bench": 3, "harness.training": 3,
+    "harness.history": 3,
     "harness.cli": 4, "harness.testing": 4,
 }
 

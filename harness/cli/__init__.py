@@ -20,6 +20,7 @@ from harness.cli import (
     bench,
     explain,
     gate,
+    history,
     identify,
     merge,
     parity,
@@ -34,7 +35,8 @@ from harness.cli._parser import PROG, Parser
 from reference.errors import InputError
 
 #: Each command module: ``add(subparsers)`` declares its arguments, ``main(args) -> exit code`` runs it.
-COMMANDS = (explain, run, bench, report, translate, parity, identify, timeline, train, merge, baseline, gate, vectors)
+COMMANDS = (explain, run, bench, report, translate, parity, identify, timeline, train, merge, baseline, gate, vectors,
+            history)
 
 
 #: One or two command lines per command, shown at the end of its --help (tests/test_front_door.py parses each).
@@ -53,6 +55,7 @@ EXAMPLES = {
     "merge": ["rmsprop-harness merge part-1 part-2 part-3 --out reports/latest"],
     "baseline": ["rmsprop-harness baseline save reports/latest --to reports/baseline"],
     "gate": ["rmsprop-harness gate --baseline reports/baseline --current reports/latest"],
+    "history": ["rmsprop-harness history append reports/latest", "rmsprop-harness history show --out reports/history"],
     "vectors": ["rmsprop-harness vectors export --preset torch --out vectors/",
                 "rmsprop-harness vectors check vectors/ --results results.json"],
 }

@@ -25,6 +25,9 @@ def add(sub) -> argparse.ArgumentParser:
                         "(default: the suite's, 1); the gate then sees the run-to-run noise")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="intra-op threads per framework (default: the suite's, else each framework's own)")
+    p.add_argument("--history", nargs="?", const="", metavar="STORE",
+                   help="append the bench to the results store (rmsprop-harness history; default store "
+                        "$RMSPROP_HARNESS_HISTORY or reports/history.duckdb)")
     p.add_argument("--out", default="reports/bench", metavar="DIR",
                    help="folder for throughput.parquet, env.json and the report (default: reports/bench)")
     p.add_argument("--overhead", action="store_true",
@@ -130,6 +133,12 @@ def main(args: argparse.Namespace) -> int:
 
         write_report(args.out)
         print(f"report: {args.out}/report.md, {args.out}/report.html (+ throughput.csv)")
+    if args.history is not None:
+        from harness.history.store import Store, store_path
+
+        store = Store(store_path(args.history or None))
+        _, added = store.append(args.out)
+        print(f"history: {added} points appended to {store.path}")
     for device in result.unmeasured:
         print(f"{PROG}: error: --device {device}: nothing was measured on it (no {device} visible; --device auto "
               "measures where a device is visible)", file=sys.stderr)

@@ -31,6 +31,9 @@ def add(sub) -> argparse.ArgumentParser:
                    help="worker processes at a time (default: the number of cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--no-report", action="store_true", help="do not write report.md, report.html and the CSVs")
+    p.add_argument("--history", nargs="?", const="", metavar="STORE",
+                   help="append the finished run to the results store (rmsprop-harness history; default store "
+                        "$RMSPROP_HARNESS_HISTORY or reports/history.duckdb)")
     p.add_argument("--no-train", action="store_true", help="skip the suite's [[train]] tables (closed-loop training, "
                                                            "docs/training.md)")
     p.add_argument("--shard", metavar="K/N",
@@ -194,6 +197,12 @@ def main(args: argparse.Namespace) -> int:
             print(f"{PROG}: error: the report could not be written ({exc}); the tables are in {args.out}/",
                   file=sys.stderr)
             code = max(code, 2)
+    if args.history is not None and result.env.get("complete"):
+        from harness.history.store import Store, store_path
+
+        store = Store(store_path(args.history or None))
+        _, added = store.append(args.out)
+        print(f"history: {added} points appended to {store.path}")
     for line in result.unavailable:
         print(f"{PROG}: error: {line}", file=sys.stderr)
     return code

@@ -1,0 +1,1 @@
+"""The results history: a store of every run and bench, series over commits, step detection."""
