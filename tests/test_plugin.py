@@ -87,6 +87,16 @@ def test_zz_no_framework_was_imported():  # a NumPy implementation needs none, a
 '''
 
 
+BUGGY_ADAPTER_TEST = '''
+import pytest
+from my_rmsprop import make_buggy_adapter
+
+@pytest.mark.rmsprop(cases=["own-defaults"], dtypes=["float32"])
+def test_buggy_adapter(rmsprop_conformance):
+    rmsprop_conformance(make_buggy_adapter)
+'''
+
+
 def _user_dir(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
 
@@ -107,6 +117,18 @@ def test_each_case_is_an_item_and_a_failure_shows_its_diagnosis(pytester: pytest
     failure = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") ==
                "test_buggy[own-defaults-float32]").find("failure")
     assert failure is not None and "judged against the torch reference: fail" in (failure.get("message") or "")
+
+
+
+def test_a_failing_adapter_class_shows_its_diagnosis(pytester: pytest.Pytester) -> None:
+    """The docs' example adapter with its planted bug (eps 1e-7 hard-coded), in a user's test file."""
+    pytester.makepyfile(my_rmsprop=(ROOT / "examples" / "my_rmsprop.py").read_text(), test_adapter=BUGGY_ADAPTER_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-rA")
+    out = result.stdout.str()
+    result.assert_outcomes(failed=1)
+    assert "test_adapter.py::test_buggy_adapter[own-defaults-float32]" in out, out
+    assert "own-defaults / my_rmsprop_buggy [float32@cpu], judged against the torch reference: fail" in out, out
+    assert "eps=1e-07 (the arguments say 1e-08) reproduces this run within tolerance" in out, out
 
 
 def test_report_and_gate_from_a_pytest_session(pytester: pytest.Pytester, tmp_path: Path) -> None:
