@@ -115,3 +115,16 @@ def test_bad_stores_and_runs_are_one_line(tmp_path: Path, capsys) -> None:
     link.symlink_to(tmp_path / "s.duckdb")
     with pytest.raises(HistoryError, match="symlink"):
         Store(link).frame()
+
+
+def test_replicate_runs_with_the_same_env_are_two_samples(tmp_path: Path) -> None:
+    """Two folders with bitwise-identical tables and env.json (replicates started in the same second) are two runs;
+    the same folder appended twice is one."""
+    import shutil
+
+    store = Store(tmp_path / "h.duckdb")
+    first = _bench_run(tmp_path / "r1", "a" * 40, "2026-11-26T10:00:00+00:00", 1.0, np.random.default_rng(0))
+    shutil.copytree(first, tmp_path / "r2")
+    assert store.append(first)[1] > 0 and store.append(tmp_path / "r2")[1] > 0
+    assert store.append(first)[1] == 0
+    assert len(store.runs()) == 2

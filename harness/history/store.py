@@ -1,10 +1,10 @@
 """The results store: every run and bench appended to one embedded DuckDB file, keyed by commit, fingerprint and
 package versions.
 
-Two tables. ``runs``: one row per appended run folder (its id is the digest of its env.json, so appending a folder
-twice adds nothing), with the git commit it was made at (or the one given), whether the tree was dirty, when it
-ran, the machine fingerprint, the package versions and where it came from. ``points``: one row per run, series and
-metric, long format. A series is what one row of a table measures: for a conformance run each task
+Two tables. ``runs``: one row per appended run folder (its id is the digest of its env.json and its path, so
+appending a folder twice adds nothing), with the git commit it was made at (or the one given), whether the tree
+was dirty, when it ran, the machine fingerprint, the package versions and where it came from. ``points``: one row
+per run, series and metric, long format. A series is what one row of a table measures: for a conformance run each task
 (``suite/case/adapter/device/dtype``) with its worst rounding-budget ratio, its share of the tolerance and its
 largest ULP error; for a bench run each point (``suite/bench/adapter/variant/device/dtype/n_params/layout``)
 with its median step time and GB/s. DuckDB (embedded, one file, SQL over it) because the history is queried
@@ -88,7 +88,10 @@ class Store:
         if frame is None or not len(frame):
             raise HistoryError(f"{run_dir}: no {table} rows")
         env = loaded.env
-        run_id = hashlib.sha256(json.dumps(env, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        # the env.json and the folder: appending a folder twice is a no-op, and two replicate runs (bitwise the same
+        # tables, started in the same second) stay two samples of the noise
+        identity = {"env": env, "folder": str(Path(run_dir).resolve())}
+        run_id = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
         git = env.get("git") or {}
         rev = commit or git.get("revision")
         if not rev:
