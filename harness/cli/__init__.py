@@ -108,4 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["COMMANDS", "EXAMPLES", "build_parser", "main"]
+def entry() -> None:
+    """The console script (and ``python -m harness.cli``): `main`, then an exit that skips the native libraries'
+    teardown. Arrow's thread pools can abort a finished process at interpreter exit (SIGABRT, "terminate called
+    without an active exception", apache/arrow#34314: seen here once in a few hundred commands, after every file
+    was written); by then `main` has closed its files, killed its workers and shut Ray down."""
+    import os
+
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+__all__ = ["COMMANDS", "EXAMPLES", "build_parser", "entry", "main"]
