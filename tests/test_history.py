@@ -128,3 +128,16 @@ def test_replicate_runs_with_the_same_env_are_two_samples(tmp_path: Path) -> Non
     assert store.append(first)[1] > 0 and store.append(tmp_path / "r2")[1] > 0
     assert store.append(first)[1] == 0
     assert len(store.runs()) == 2
+
+
+def test_run_history_appends_the_finished_run_and_show_refuses_a_bad_limit(tmp_path: Path, capsys) -> None:
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "s"\n[defaults]\nsteps = 5\ndtypes = ["float64"]\n[[case]]\nname = "c"\n')
+    store = tmp_path / "h.duckdb"
+    assert cli(["run", "--suite", str(suite), "--adapter", "examples.my_rmsprop:make_adapter", "--out",
+                str(tmp_path / "out"), "--no-report", "--no-progress", "--history", str(store)]) == 0
+    assert "history: " in capsys.readouterr().out
+    runs = Store(store).runs()
+    assert len(runs) == 1 and runs["kind"].item() == "conformance" and len(runs["commit"].item()) == 40
+    assert cli(["history", "show", "--store", str(store), "--limit", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert "--limit" in capsys.readouterr().err

@@ -171,5 +171,35 @@ def test_x(rmsprop_conformance):
     pass
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR or "nosuchsuite" in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
     assert "nosuchsuite" in result.stdout.str() + result.stderr.str()
+
+
+def test_rmsprop_suite_option_and_a_marker_matching_no_case(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", small='name = "small"\n[defaults]\nsteps = 20\ndtypes = ["float64"]\n'
+                                     '[[case]]\nname = "tiny"\n')
+    pytester.makepyfile(test_s='''
+import numpy as np
+
+def step(param, grad, state, *, lr=0.01, alpha=0.99, eps=1e-8):
+    nu = alpha * state.get("nu", 0.0) + (1 - alpha) * grad * grad
+    return param - lr * grad / (np.sqrt(nu) + eps), {"nu": nu}
+
+def test_small(rmsprop_conformance):
+    rmsprop_conformance(step, preset="torch")
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-v",
+                                           f"--rmsprop-suite={pytester.path / 'small.toml'}")
+    assert "test_s.py::test_small[tiny-float64] PASSED" in result.stdout.str(), result.stdout.str()
+    result.assert_outcomes(passed=1)
+    pytester.makepyfile(test_s='''
+import pytest
+
+@pytest.mark.rmsprop(cases=["nosuchcase"])
+def test_x(rmsprop_conformance):
+    pass
+''')
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
+    text = bad.stdout.str() + bad.stderr.str()
+    # a collection error naming the marker's pattern and the suite's cases: the session stops before any test runs
+    assert bad.ret == pytest.ExitCode.INTERRUPTED and "nosuchcase" in text and "own-defaults" in text, text

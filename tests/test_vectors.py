@@ -110,6 +110,11 @@ def test_bad_export_input_is_one_line(tmp_path: Path, capsys) -> None:
     assert "tourch" in capsys.readouterr().err
     assert cli(["vectors", "export", "--preset", "torch", "--case", "nosuch", "--out", str(tmp_path / "y")]) == 2
     assert "own-defaults" in capsys.readouterr().err  # the suite's cases are listed
+    for flag in ("--steps", "--elements", "--warmup"):
+        assert cli(["vectors", "export", "--preset", "torch", flag, "-1", "--out", str(tmp_path / "z")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and flag in err[0], err
+    assert not (tmp_path / "z").exists()
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")

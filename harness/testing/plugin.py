@@ -91,19 +91,20 @@ def _selection(config: pytest.Config, marker: pytest.Mark | None) -> Selection:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rmsprop_conformance" not in metafunc.fixturenames:
         return
+    import fnmatch
+
+    from harness.base import options
     from harness.conformance.check import test_id
-    from harness.conformance.runner import prepare
+    from harness.conformance.suite import load_suite
     from reference.errors import InputError
 
     selection = _selection(metafunc.config, metafunc.definition.get_closest_marker(MARKER))
-    try:  # the plan with any built-in adapter gives the cases and dtypes; the implementation joins them later
-        suite, _ = prepare(selection.suite, devices=list(selection.devices or []) or None,
-                           dtypes=list(selection.dtypes or []) or None, cases=list(selection.cases or []) or None,
-                           adapters=None)
+    try:  # the suite and the options only: the implementation is planned when the first item calls the fixture
+        options.devices(list(selection.devices or []) or None)
+        options.dtypes(list(selection.dtypes or []) or None)
+        suite = load_suite(selection.suite)
     except InputError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
-    import fnmatch
-
     items = []
     for case in suite.cases:
         if selection.cases and not any(fnmatch.fnmatchcase(case.name, p) for p in selection.cases):
@@ -112,6 +113,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for device in devices:
             for dtype in selection.dtypes or case.dtypes:
                 items.append(Item(case.name, dtype, device, selection))
+    if selection.cases and not items:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: no case of suite {suite.name!r} matches "
+                                f"{', '.join(selection.cases)}; its cases: {', '.join(c.name for c in suite.cases)}")
     metafunc.parametrize("rmsprop_conformance", items, ids=[test_id(i.case, i.dtype, i.device) for i in items],
                          indirect=True)
 
