@@ -281,3 +281,36 @@ def test_overhead_benchmark_produces_paired_samples() -> None:
     assert (frame["harness_s"] > 0).all() and (frame["bare_s"] > 0).all()
     summary = overhead_summary(frame)
     assert set(summary["kind"]) == {"timer", "setup", "control"} and (summary["pairs"] == 4).all()
+
+
+def test_the_timer_takes_the_devices_own_clock_when_the_stepper_has_one() -> None:
+    """A GPU step (torch: CUDA events, `Stepper.device_time`) is timed by the device, not by the host's
+    perf_counter: here a stand-in device that takes 2 ms per step while the host returns at once."""
+    from harness.bench.timer import measure
+
+    calls = []
+    stepper = Stepper(lambda: None, device_time=lambda n: calls.append(n) or 2e-3 * n)
+    m = measure(stepper, min_time=0.01, repeats=3, max_warmup=0.05, min_warmup=0.0)
+    assert m.median_s == pytest.approx(2e-3) and m.first_step_s == pytest.approx(2e-3) and calls[0] == 1
+
+
+def test_the_gpu_suite_plans_gpu_points_only() -> None:
+    suite = load_bench_suite("perf-gpu")
+    jobs = plan(suite)
+    assert {j.adapter for j in jobs if j.bench != "roofline"} == {"torch.foreach", "torch.capturable", "optax"}
+    assert all(list(j.devices) == ["gpu"] for j in jobs if j.bench != "roofline")
+
+
+def test_bench_history_appends_the_finished_bench(fake_bench, tmp_path, capsys) -> None:
+    pytest.importorskip("duckdb")
+    from harness.history.store import Store
+
+    store = tmp_path / "h.duckdb"
+    argv = ["bench", "--suite", str(fake_bench), "--adapter", "fake", "--no-progress", "--no-report",
+            "--out", str(tmp_path / "b"), "--history", str(store)]
+    assert main(argv) == 0
+    assert "points appended to" in capsys.readouterr().out
+    runs = Store(store).runs()
+    assert list(runs["kind"]) == ["bench"] and runs["suite"].iloc[0] == "fake-bench"
+    series = set(Store(store).frame()["series"])
+    assert any("/fake/" in s for s in series) and len(series) >= 4

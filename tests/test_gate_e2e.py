@@ -282,6 +282,8 @@ def test_the_example_workflow_runs_real_commands() -> None:
     test_command = quickstart.splitlines()[1].split("#")[0].strip()  # the README's second command: every test
     assert test_command == "./dev test --all" and f"{test_command} -q" in ci
     assert "gate --baseline reports/baseline --current reports/latest --throughput off" in ci
+    assert 'bench --ab "$ab_base"' in ci
+    assert any(c.startswith('rmsprop-harness bench --ab "$AB_BASE"') for c in commands)
     load_baseline(root / "reports" / "baseline")  # the committed baseline is intact
 
 

@@ -141,3 +141,28 @@ def test_run_history_appends_the_finished_run_and_show_refuses_a_bad_limit(tmp_p
     assert len(runs) == 1 and runs["kind"].item() == "conformance" and len(runs["commit"].item()) == 40
     assert cli(["history", "show", "--store", str(store), "--limit", "-1", "--out", str(tmp_path / "o")]) == 2
     assert "--limit" in capsys.readouterr().err
+
+
+def test_the_lookback_gate_flags_a_planted_slowdown_and_passes_the_noise(tmp_path: Path, capsys) -> None:
+    """Twelve bench runs with 3% noise, then one more of each kind: unchanged passes, +30% on torch fails and names
+    the series; the window is the same fingerprint and suite only; a short history is named, never a pass."""
+    rng = np.random.default_rng(11)
+    store = tmp_path / "h.duckdb"
+    for i in range(12):
+        assert cli(["history", "append", str(_bench_run(tmp_path / f"b{i}", "a" * 40,
+                                                        f"2026-11-26T10:{i:02d}:00+00:00", 1.0, rng)),
+                    "--store", str(store)]) == 0
+    capsys.readouterr()
+    same = _bench_run(tmp_path / "same", "b" * 40, "2026-11-26T11:00:00+00:00", 1.0, rng)
+    assert cli(["history", "gate", str(same), "--store", str(store), "--last", "10"]) == 0
+    assert "lookback gate: PASS (2 ok" in capsys.readouterr().out
+    slow = _bench_run(tmp_path / "slow", "c" * 40, "2026-11-26T11:01:00+00:00", 1.3, rng)
+    assert cli(["history", "gate", str(slow), "--store", str(store), "--last", "10"]) == 1
+    out = capsys.readouterr().out
+    assert "regression: perf/b/torch.foreach/" in out and "optax" not in out.split("lookback gate")[0]
+    assert "lookback gate: FAIL (1 regression, 1 ok" in out
+    fresh = tmp_path / "fresh.duckdb"  # no history at all: nothing judged, which is not a pass
+    assert cli(["history", "gate", str(same), "--store", str(fresh)]) == 1
+    out = capsys.readouterr().out
+    assert "2 series with too short a history" in out and "FAIL (2 insufficient" in out
+

@@ -99,6 +99,9 @@ class Stepper:
     sync: Callable[[], Any] = lambda: None
     device_peak: Callable[[], int | None] = lambda: None
     threads: int | None = None  # threads the step uses when known (default: the framework's / the cores)
+    # seconds for n steps measured by the device itself (CUDA events around the enqueued steps), when the
+    # framework offers them; the timer then reports device time instead of the host's perf_counter
+    device_time: Callable[[int], float] | None = None
 
 
 class Adapter:

@@ -55,7 +55,8 @@ GENERATIONS = ".generations"
 SHARDS = "shards"  # one file per finished task (`harness.base.shards`): kept across runs, for resume
 #: Files a run or the report/gate commands write into a run folder (the rest is refused as an output).
 OUTPUTS = (*(f"{t}.{ext}" for t in schema.TABLES for ext in ("parquet", "csv")), "env.json", MANIFEST,
-           "report.md", "report.html", "gate.md", "gate.json", "overhead.csv", LOCK, GENERATIONS, SHARDS)
+           "report.md", "report.html", "gate.md", "gate.json", "overhead.csv", "ab.md", "ab-src", LOCK, GENERATIONS,
+           SHARDS)
 
 
 class RunFolderError(InputError, ValueError):

@@ -79,6 +79,13 @@ THROUGHPUT = [
     "sample_s", "round_median_s",
 ]
 
+#: The paired A/B benchmark (`harness.bench.ab`): one row per point with the ratio current/base of the
+#: per-step time, its confidence interval and the verdict; every timed pair of samples.
+AB = ["suite", "adapter", "variant", "device", "dtype", "n_params", "layout", "base_median_s", "current_median_s",
+      "ratio", "ratio_low", "ratio_high", "blocks", "pairs", "verdict", "reason", "counter", "base_ops",
+      "current_ops", "base_bytes", "current_bytes", "work"]
+AB_SAMPLES = ["point", "block", "pair", "first", "steps_per_sample", "base_s", "current_s"]
+
 #: Closed-loop training (`harness.training`): each run, each step of it (parameters at the log-spaced
 #: steps), each pair of frameworks at the last step and at every logged step (with each framework's
 #: one-ulp floor), and the split of a pair's divergence into optimizer, numerics and dynamics terms.
@@ -121,6 +128,8 @@ KEYS: dict[str, list[str]] = {
     "training_attribution": [*TRAINING_KEY, "a", "b", "term"],
     "training_knobs": [*TRAINING_KEY, "a", "b", "knob"],
     "timeline": ["case", "adapter", "device", "dtype", "from_version", "to_version"],
+    "ab": ["suite", "adapter", "variant", "device", "dtype", "n_params", "layout"],
+    "ab_samples": ["point", "block", "pair"],
 }
 
 #: Every table of a run folder, by file stem, with its columns.
@@ -129,7 +138,7 @@ COLUMNS: dict[str, list[str]] = {
     "sweep": SWEEP, "attribution": ATTRIBUTION, "interactions": INTERACTIONS, "throughput": THROUGHPUT,
     "training_runs": TRAINING_RUNS, "training": TRAINING, "training_pairs": TRAINING_PAIRS,
     "training_divergence": TRAINING_DIVERGENCE, "training_attribution": TRAINING_ATTRIBUTION,
-    "training_knobs": TRAINING_KNOBS, "timeline": TIMELINE,
+    "training_knobs": TRAINING_KNOBS, "timeline": TIMELINE, "ab": AB, "ab_samples": AB_SAMPLES,
 }
 TRAINING_TABLES = ("training_runs", "training", "training_pairs", "training_divergence", "training_attribution",
                    "training_knobs")

@@ -13,6 +13,8 @@ from harness.base.measurement import Measurement
 
 
 def _block(stepper: Stepper, n: int) -> float:
+    if getattr(stepper, "device_time", None) is not None:  # a GPU step: the device's own clock (CUDA events)
+        return stepper.device_time(n)
     step, sync = stepper.step, stepper.sync
     start = time.perf_counter()
     for _ in range(n):

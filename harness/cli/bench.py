@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.cli import bench_ab
 from harness.cli._parser import PROG
 from harness.cli.args import split
 
@@ -12,7 +13,7 @@ from harness.cli.args import split
 def add(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="optimizer-step throughput of every adapter against the measured copy "
                                      "bandwidth (roofline)")
-    p.add_argument("--suite", default="perf", metavar="NAME|PATH", help="a bench suite (default: perf)")
+    p.add_argument("--suite", default=None, metavar="NAME|PATH", help="a bench suite (default: perf; with --ab: ab)")
     p.add_argument("--adapter", action="append", metavar="NAME", help="only these adapters (names or families)")
     p.add_argument("--device", action="append", metavar="DEVICE", help="cpu, gpu or auto (default: each entry's "
                                                                        "own)")
@@ -28,8 +29,9 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--history", nargs="?", const="", metavar="STORE",
                    help="append the bench to the results store (rmsprop-harness history; default store "
                         "$RMSPROP_HARNESS_HISTORY or reports/history.duckdb)")
-    p.add_argument("--out", default="reports/bench", metavar="DIR",
-                   help="folder for throughput.parquet, env.json and the report (default: reports/bench)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for throughput.parquet, env.json and the report (default: reports/bench; with "
+                        "--ab: reports/ab)")
     p.add_argument("--overhead", action="store_true",
                    help="instead: the harness against a bare loop (torch foreach, 1e6 and 1e7 parameters)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
@@ -37,6 +39,7 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="load and check the suite and options, print the jobs each worker would measure; measure "
                         "nothing, write nothing")
+    bench_ab.add_arguments(p)
     return p
 
 
@@ -105,6 +108,14 @@ def main(args: argparse.Namespace) -> int:
     from harness.bench import run_bench
     from harness.cli.console import bench_table
 
+    if args.ab is not None:
+        if args.overhead or args.history is not None:
+            from harness.bench.ab import ABError
+
+            raise ABError("--ab takes neither --overhead nor --history (an A/B folder is one job's comparison, "
+                          "not a run of the history)")
+        return bench_ab.main(args)
+    args.suite, args.out = args.suite or "perf", args.out or "reports/bench"
     if args.dry_run:
         return _dry_run(args)
     if args.overhead:

@@ -42,12 +42,13 @@ _LIVE: set[subprocess.Popen] = set()
 _LOCK = threading.Lock()
 
 
-def child_env(extra: dict[str, str], user_path: str | None = None) -> dict[str, str]:
-    """A worker's environment: ours plus ``extra``; this installation first on ``PYTHONPATH``."""
+def child_env(extra: dict[str, str], user_path: str | None = None, root: Path = ROOT) -> dict[str, str]:
+    """A worker's environment: ours plus ``extra``; this installation (or ``root``, an A/B side's
+    source tree) first on ``PYTHONPATH``."""
     env = {**GPU_SHARING, **os.environ, **extra, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
     if "XLA_FLAGS" in os.environ and "XLA_FLAGS" in extra:  # the user's XLA flags (an ISA cap) stay, ours added
         env["XLA_FLAGS"] = f"{os.environ['XLA_FLAGS']} {extra['XLA_FLAGS']}"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
     env.pop(USER_PATH_ENV, None)
     if user_path is not None:
         env[USER_PATH_ENV] = user_path
@@ -58,14 +59,17 @@ class Worker:
     """A started worker: ``proc``, the read end of its message pipe, and the tail of its output."""
 
     def __init__(self, module: str, args: list[str], env_extra: dict[str, str], request: bytes | None,
-                 user_path: str | None = None, python: str = sys.executable):
+                 user_path: str | None = None, python: str = sys.executable, root: Path = ROOT,
+                 script: str | None = None, keep_stdin: bool = False):
+        """``module`` is run with ``-m``, or ``script`` by path when given; ``keep_stdin`` leaves
+        stdin open for commands (`command`) after the request."""
         read_fd, write_fd = os.pipe()
         self.read_fd = read_fd
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         try:
             self.proc = subprocess.Popen(
-                [python, "-P", "-m", module, str(write_fd), *args],
-                env=child_env(env_extra, user_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [python, "-P", *([script] if script else ["-m", module]), str(write_fd), *args],
+                env=child_env(env_extra, user_path, root), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True, close_fds=True)
         finally:
             os.close(write_fd)
@@ -73,10 +77,17 @@ class Worker:
             _LIVE.add(self.proc)
         self._drain = threading.Thread(target=self._read_output, daemon=True)
         self._drain.start()
+        if keep_stdin:
+            return
         with contextlib.suppress(BrokenPipeError, OSError):  # a worker that died at once says so on read
             if request is not None:
                 self.proc.stdin.write(request)
             self.proc.stdin.close()
+
+    def command(self, line: bytes) -> None:
+        """One more line on the worker's stdin (workers started with ``request=None``)."""
+        self.proc.stdin.write(line)
+        self.proc.stdin.flush()
 
     def _read_output(self) -> None:
         for raw in iter(self.proc.stdout.readline, b""):
