@@ -66,7 +66,8 @@ def tree(dst: Path, every: int) -> Path:
     return dst
 
 
-def gates(samples: pd.DataFrame, blocks: int, n_points: int, draws: int = 2000, seed: int = 0) -> list[float]:
+def gates(samples: pd.DataFrame, blocks: int, n_points: int, draws: int = 2000, seed: int = 0,
+          alpha: float = 0.01) -> list[float]:
     """Over ``draws`` gates of ``blocks`` random measured blocks: the fraction that flag any point as slower,
     then each point's own fraction (a regression confined to that point)."""
     logs = {key: np.log(g["current_s"].to_numpy() / g["base_s"].to_numpy())
@@ -76,19 +77,19 @@ def gates(samples: pd.DataFrame, blocks: int, n_points: int, draws: int = 2000, 
     hits = np.zeros(n_points + 1)
     for _ in range(draws):
         chosen = rng.sample(ids, blocks)
-        slower = [paired_verdict([logs[(p, b)] for b in chosen], points=n_points).verdict == "slower"
+        slower = [paired_verdict([logs[(p, b)] for b in chosen], points=n_points, alpha=alpha).verdict == "slower"
                   for p in range(n_points)]
         hits += [any(slower), *slower]
     return list(hits / draws)
 
 
-def tables(samples: pd.DataFrame, block_s: float, names: list[str]) -> pd.DataFrame:
+def tables(samples: pd.DataFrame, block_s: float, names: list[str], alpha: float = 0.01) -> pd.DataFrame:
     """Per gate size (blocks) and planted slowdown: bench seconds, the rate any point is flagged, each point's."""
     rows = []
     n_blocks = samples.groupby("slowdown")["block"].nunique().min()
     for blocks in [b for b in (4, 6, 8, 12) if b <= n_blocks]:
         for slowdown in SLOWDOWNS:
-            rates = gates(samples[samples["slowdown"] == slowdown], blocks, len(names))
+            rates = gates(samples[samples["slowdown"] == slowdown], blocks, len(names), alpha=alpha)
             rows.append({"blocks": blocks, "bench_s": round(blocks * block_s), "slowdown": f"+{slowdown:.0%}",
                          "any point": rates[0], **dict(zip(names, rates[1:], strict=True))})
     return pd.DataFrame(rows)
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, help="recompute the tables from a samples.csv this script wrote "
                                                       "(nothing measured)")
     parser.add_argument("--block-s", type=float, help="with --samples from an older run: its seconds per block")
+    parser.add_argument("--alpha", type=float, default=0.01, help="the gate's --ab-alpha (default 0.01)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.samples:
@@ -131,7 +133,7 @@ def main() -> None:
     else:
         samples, block_s = measure(args)
     names = [f"{p.adapter} {p.n_params:.0e}" for p in points(args.suite)]
-    table = tables(samples, block_s, names)
+    table = tables(samples, block_s, names, args.alpha)
     table.to_csv(args.out / "power.csv", index=False)
     estimates = samples.assign(d=np.log(samples["current_s"] / samples["base_s"])).groupby(
         ["slowdown", "point", "block"])["d"].median().groupby(["slowdown", "point"]).agg(["mean", "std"])

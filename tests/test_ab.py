@@ -135,18 +135,23 @@ def _tree(dst, every: int = 0) -> Side:
 
 
 @pytest.mark.framework
-@pytest.mark.slow  # about 25 s: fresh torch workers per block
+@pytest.mark.slow  # about 30 s: fresh torch workers per block
 def test_a_planted_slowdown_inside_the_adapter_fails_and_an_unchanged_copy_passes(tmp_path) -> None:
     pytest.importorskip("torch")
     pts = [p for p in points("ab", adapters=["torch.foreach"]) if p.n_params == 10_000]
-    base, same, slow = _tree(tmp_path / "base"), _tree(tmp_path / "same"), _tree(tmp_path / "slow", every=2)
-    planted = run_ab(base, slow, pts, blocks=3, pairs=10, alpha=0.001)  # +50%: every other step twice
+    base, same, slow = _tree(tmp_path / "base"), _tree(tmp_path / "same"), _tree(tmp_path / "slow", every=1)
+    # 4 blocks at alpha 0.001: an unchanged copy fails one run in a thousand; twice the work passes only if the
+    # blocks scatter by more than 13% (the ab suite's blocks scatter by 1.5-7% here, docs/ab.md)
+    planted = run_ab(base, slow, pts, blocks=4, pairs=10, alpha=0.001)  # every step runs twice
     row = planted.points.iloc[0]
-    assert row["verdict"] == "slower" and 1.3 < row["ratio"] < 1.7 and failed(planted), row.to_dict()
-    assert len(planted.samples) == 30 and (planted.samples["first"] == "base").sum() == 15  # the order alternates
-    unchanged = run_ab(base, same, pts, blocks=3, pairs=10, alpha=0.001)
-    row = unchanged.points.iloc[0]
-    assert row["verdict"] != "slower" and 0.85 < row["ratio"] < 1.15 and not failed(unchanged), row.to_dict()
+    assert row["verdict"] == "slower" and 1.7 < row["ratio"] < 2.3 and failed(planted), row.to_dict()
+    assert len(planted.samples) == 40 and (planted.samples["first"] == "base").sum() == 20  # the order alternates
+    # counted over 10 steps, each doubled: twice the work, exactly (the dispatcher, not a clock)
+    assert row["work"] == "more" and row["current_bytes"] == 2 * row["base_bytes"], row.to_dict()
+    unchanged = run_ab(base, same, pts, blocks=4, pairs=10, alpha=0.001)
+    again = unchanged.points.iloc[0]
+    assert again["verdict"] != "slower" and 0.85 < again["ratio"] < 1.15 and not failed(unchanged), again.to_dict()
+    assert again["work"] == "same" and again["base_bytes"] == row["base_bytes"]  # the same count in another run
 
 
 @pytest.mark.framework
@@ -187,24 +192,19 @@ EXTRA_PASS = ("        def extra():\n            opt.step()\n            with to
 
 @pytest.mark.framework
 def test_an_extra_pass_over_the_parameters_is_counted_more_work_with_no_noise(tmp_path) -> None:
-    """The counters (torch's dispatcher; XLA's cost analysis for optax) see one more op and 2 more bytes-passes per
-    parameter on the planted side, identically in every run, and that fails the gate whatever the timing says."""
+    """torch's dispatcher sees one more op, reading and writing every parameter once more, on the planted side;
+    that fails the gate whatever the timing says."""
     pytest.importorskip("torch")
     base = _tree(tmp_path / "base")
     planted = _tree(tmp_path / "extra")
     path = planted.root / "harness" / "adapters" / "torch_adapter.py"
     path.write_text(path.read_text().replace(STEP, EXTRA_PASS))
     pts = [p for p in points("ab", adapters=["torch.foreach"]) if p.n_params == 10_000]
-    runs = [run_ab(base, planted, pts, blocks=2, pairs=3, count=2) for _ in range(2)]
-    rows = [r.points.iloc[0] for r in runs]
-    for row in rows:
-        assert row["counter"] == "torch dispatch" and row["work"] == "more", row.to_dict()
-        assert row["current_ops"] == row["base_ops"] + 1
-        assert row["current_bytes"] - row["base_bytes"] == 2 * 4 * 10_000  # read and write every parameter once
-    assert rows[0]["base_bytes"] == rows[1]["base_bytes"] and rows[0]["current_bytes"] == rows[1]["current_bytes"]
-    assert all(failed(r) for r in runs)
-    same = run_ab(base, base, pts, blocks=2, pairs=3, count=2).points.iloc[0]
-    assert same["work"] == "same" and same["base_bytes"] == rows[0]["base_bytes"]
+    result = run_ab(base, planted, pts, blocks=2, pairs=3, count=2)
+    row = result.points.iloc[0]
+    assert row["counter"] == "torch dispatch" and row["work"] == "more" and failed(result), row.to_dict()
+    assert row["current_ops"] == row["base_ops"] + 1
+    assert row["current_bytes"] - row["base_bytes"] == 2 * 4 * 10_000  # read and write every parameter once
 
 
 @pytest.mark.framework

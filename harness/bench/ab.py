@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import math
+import os
 import subprocess
 import tarfile
 import time
@@ -141,13 +141,21 @@ def points(suite: str, *, adapters: list[str] | None = None, devices: list[str] 
 class _Pair:
     """Both sides' workers of one block."""
 
-    def __init__(self, sides: tuple[Side, Side], env: dict[str, str], core: int | None = None):
+    def __init__(self, sides: tuple[Side, Side], env: dict[str, str]):
         self.workers = [spawn.Worker("", [], env, None, root=s.root, script=str(WORKER), keep_stdin=True)
                         for s in sides]
-        if core is not None:  # both sides on one core: a neighbour's load there slows both alike, and pairs cancel it
-            for w in self.workers:
-                with contextlib.suppress(OSError):
-                    os.sched_setaffinity(w.proc.pid, {core})
+        self.files = [open(w.read_fd, "rb", buffering=0, closefd=False) for w in self.workers]  # noqa: SIM115
+
+    def pin(self, core: int | None) -> None:
+        """Both sides on one core from now on (after the build, which uses every core): a neighbour's load
+        there slows both alike, and the pairs cancel it."""
+        if core is None:
+            return
+        for w in self.workers:
+            with contextlib.suppress(OSError):  # the whole process: the framework's threads too
+                for tid in os.listdir(f"/proc/{w.proc.pid}/task"):
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(int(tid), {core})
         self.files = [open(w.read_fd, "rb", buffering=0, closefd=False) for w in self.workers]  # noqa: SIM115
 
     def ask(self, side: int, command: dict, timeout: float) -> dict:
@@ -195,10 +203,11 @@ class ABResult:
 
 def run_ab(base: Side, current: Side, pts: list[Point], *, blocks: int = 8, pairs: int = 15,
            sample_s: float = 0.01, alpha: float = 0.01, tolerance: float = 0.0, resolution: float = 0.05,
-           threads: int | None = 1, timeout: float = 300.0, count: int = 10, pin: bool = True,
+           threads: int | None = 1, timeout: float = 300.0, count: int = 10, pin: bool = False,
            progress: Callable[[str], None] | None = None) -> ABResult:
     """Measure ``pts`` on both sides in ``blocks`` blocks of ``pairs`` pairs; the verdicts (`paired_verdict`).
-    In the first block each side also counts ``count`` steps' work (0: not counted; `compare_work`)."""
+    In the first block each side also counts ``count`` steps' work (0: not counted; `compare_work`). ``pin``:
+    both sides of a block sample on one core (`_Pair.pin`), which measures a one-core step (docs/ab.md)."""
     sides = (base, current)
     families = {ADAPTERS[p.adapter].module for p in pts}
     rows: list[dict] = []
@@ -212,7 +221,7 @@ def run_ab(base: Side, current: Side, pts: list[Point], *, blocks: int = 8, pair
         for block in range(blocks):
             cores = sorted(os.sched_getaffinity(0)) if pin and hasattr(os, "sched_getaffinity") else []
             core = cores[block % len(cores)] if cores else None  # blocks go round the cores
-            pair = _Pair(sides if block % 2 == 0 else sides[::-1], env, core)  # who starts first alternates too
+            pair = _Pair(sides if block % 2 == 0 else sides[::-1], env)  # who starts first alternates too
             order = (0, 1) if block % 2 == 0 else (1, 0)  # worker index of (base, current)
             try:
                 specs = {"build": [{**pts[i].spec(), "count": count if block == 0 else 0} for i in mine]}
@@ -238,6 +247,7 @@ def run_ab(base: Side, current: Side, pts: list[Point], *, blocks: int = 8, pair
                         live.append((j, i))
                         if block == 0:
                             counts[i] = {label: g.get("counts", {}) for label, g in got.items()}
+                pair.pin(core)
                 for j, i in live:
                     per_step = min(built[0]["points"][j]["per_step_s"], built[1]["points"][j]["per_step_s"])
                     n = max(1, round(sample_s / max(per_step, 1e-9)))

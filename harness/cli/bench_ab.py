@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a slowdown up to X (0.02 = 2%%) is not a regression (default 0)")
     g.add_argument("--ab-alpha", type=float, default=0.01, metavar="P",
                    help="chance that one gate of an unchanged build flags any point (default 0.01)")
+    g.add_argument("--ab-pin", action="store_true",
+                   help="sample both sides of a block on one core (a neighbour's load then hits both alike; but a "
+                        "framework that dispatches on a second thread, JAX, is then measured on one core)")
     g.add_argument("--ab-count", type=int, default=10, metavar="STEPS",
                    help="also count each side's work per step over STEPS steps (torch's dispatcher, XLA's cost "
                         "analysis: no noise); more ops or bytes than the base fails the gate (default 10; 0: off)")
@@ -71,9 +74,10 @@ def main(args: argparse.Namespace) -> int:
             "base": {"ref": args.ab, "commit": base.commit, "root": str(base.root)},
             "current": {"commit": current.commit, "dirty": current.dirty, "root": str(current.root)},
             "blocks": args.blocks, "pairs": args.pairs, "tolerance": args.ab_tolerance, "alpha": args.ab_alpha,
-            "count_steps": args.ab_count})
+            "count_steps": args.ab_count, "pinned": args.ab_pin})
         result = run_ab(base, current, pts, blocks=args.blocks, pairs=args.pairs, alpha=args.ab_alpha,
-                        tolerance=args.ab_tolerance, threads=1, count=args.ab_count, progress=progress)
+                        tolerance=args.ab_tolerance, threads=1, count=args.ab_count, pin=args.ab_pin,
+                        progress=progress)
         table = result.points.assign(suite=suite)[schema.AB]
         environment.finish(env, [], started)
         folder.publish({"ab": table, "ab_samples": result.samples}, env, len(pts), complete=True)
