@@ -135,23 +135,21 @@ def _tree(dst, every: int = 0) -> Side:
 
 
 @pytest.mark.framework
-@pytest.mark.slow  # about 30 s: fresh torch workers per block
-def test_a_planted_slowdown_inside_the_adapter_fails_and_an_unchanged_copy_passes(tmp_path) -> None:
+@pytest.mark.slow  # about 20 s: fresh torch workers per block
+def test_a_planted_slowdown_inside_the_adapter_fails_the_gate(tmp_path) -> None:
+    """Every step run twice, inside the torch adapter. (An unchanged build's false alarms are measured by
+    examples/ab_power.py, and .ci/run's own A/B gate against the previous commit is one more such gate per run.)"""
     pytest.importorskip("torch")
     pts = [p for p in points("ab", adapters=["torch.foreach"]) if p.n_params == 10_000]
-    base, same, slow = _tree(tmp_path / "base"), _tree(tmp_path / "same"), _tree(tmp_path / "slow", every=1)
-    # 4 blocks at alpha 0.001: an unchanged copy fails one run in a thousand; twice the work passes only if the
-    # blocks scatter by more than 13% (the ab suite's blocks scatter by 1.5-7% here, docs/ab.md)
-    planted = run_ab(base, slow, pts, blocks=4, pairs=10, alpha=0.001)  # every step runs twice
+    base, slow = _tree(tmp_path / "base"), _tree(tmp_path / "slow", every=1)
+    # 4 blocks at alpha 0.001: twice the work passes only if the blocks scatter by more than 13% (the ab suite's
+    # blocks scatter by 1.5-7% here, docs/ab.md)
+    planted = run_ab(base, slow, pts, blocks=4, pairs=10, alpha=0.001)
     row = planted.points.iloc[0]
     assert row["verdict"] == "slower" and 1.7 < row["ratio"] < 2.3 and failed(planted), row.to_dict()
     assert len(planted.samples) == 40 and (planted.samples["first"] == "base").sum() == 20  # the order alternates
     # counted over 10 steps, each doubled: twice the work, exactly (the dispatcher, not a clock)
     assert row["work"] == "more" and row["current_bytes"] == 2 * row["base_bytes"], row.to_dict()
-    unchanged = run_ab(base, same, pts, blocks=4, pairs=10, alpha=0.001)
-    again = unchanged.points.iloc[0]
-    assert again["verdict"] != "slower" and 0.85 < again["ratio"] < 1.15 and not failed(unchanged), again.to_dict()
-    assert again["work"] == "same" and again["base_bytes"] == row["base_bytes"]  # the same count in another run
 
 
 @pytest.mark.framework

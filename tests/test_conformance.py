@@ -44,7 +44,6 @@ def default_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, pd.DataF
     return proc, pd.read_parquet(out / "summary.parquet"), out
 
 
-@pytest.mark.xdist_group("default_run")  # its module fixture runs once (./dev test: --dist loadgroup)
 def test_default_run_writes_the_report_with_parity_and_attribution(default_run) -> None:
     proc, _, out = default_run
     assert "report: " in proc.stdout and (out / "report.html").is_file()
@@ -67,7 +66,6 @@ def test_default_run_writes_the_report_with_parity_and_attribution(default_run) 
     assert at_one["divergence"].iloc[0] > 0.5  # N(0, 1) gradients: that is lr placement alone
 
 
-@pytest.mark.xdist_group("default_run")  # its module fixture runs once (./dev test: --dist loadgroup)
 def test_default_suite_every_framework_ok_against_its_own_preset(default_run) -> None:
     proc, summary, _ = default_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -94,7 +92,6 @@ def test_default_suite_every_framework_ok_against_its_own_preset(default_run) ->
     assert (ran["tolerance_used"] < 1).all() and (ran["worst_budget_ratio"] > 0).all()
 
 
-@pytest.mark.xdist_group("default_run")  # its module fixture runs once (./dev test: --dist loadgroup)
 def test_silent_rewrites_are_warnings(default_run) -> None:
     proc, summary, _ = default_run
     rows = summary[summary["case"] == "silent-rewrites"].groupby("adapter")["warnings"].agg(set)
@@ -109,7 +106,6 @@ def test_silent_rewrites_are_warnings(default_run) -> None:
     assert (own["warnings"] == "").all()
 
 
-@pytest.mark.xdist_group("default_run")  # its module fixture runs once (./dev test: --dist loadgroup)
 def test_state_is_compared_where_the_framework_has_it(default_run) -> None:
     _, summary, _ = default_run
     mc = summary[(summary["case"] == "momentum-centered") & (summary["status"] == "ok")]

@@ -57,9 +57,6 @@ def commands(path: Path) -> list[str]:
 
 
 ALL = [(p, c) for p in DOCS[1:] for c in commands(p)]
-# one xdist process runs these in document order (./dev test: --dist loadgroup): a document's later commands
-# read what its earlier ones wrote (a baseline saved, then gated against)
-pytestmark = pytest.mark.xdist_group("docs")
 HEAVY = ("run", "bench", "identify", "train", "timeline")  # they run frameworks: tested for real elsewhere, dry here
 QUICKSTART = ("./dev report", "./dev test", "./dev install")  # the two quickstart commands are CI itself
 

@@ -16,9 +16,7 @@ from reference.budget import budget_scale
 
 from .configs import CONFIGS, STEPS, Config, gradient_stream, model_params, per_step, run_frameworks, schedule
 
-# one xdist process runs this module (./dev test: --dist loadgroup): its session fixture runs every framework
-# on every configuration, about 45 s on 2 cores, and would otherwise run once per process
-pytestmark = [pytest.mark.framework, pytest.mark.xdist_group("framework_results")]
+pytestmark = pytest.mark.framework
 
 PARAMS = model_params()
 GRADS = gradient_stream(PARAMS)

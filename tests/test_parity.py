@@ -23,7 +23,6 @@ def _rows(result, a, b):
     return attr[(attr["a"] == a) & (attr["b"] == b)].set_index("label")
 
 
-@pytest.mark.xdist_group("defaults")  # its module fixture runs once (./dev test: --dist loadgroup)
 def test_torch_vs_keras_defaults_names_lr_decay_eps_and_placement_with_measured_shares(defaults) -> None:
     rows = _rows(defaults, "torch", "keras")
     for label in ("default lr", "default decay", "default eps", "eps placement", "float32 hyperparameters"):
@@ -43,7 +42,6 @@ def test_torch_vs_keras_defaults_names_lr_decay_eps_and_placement_with_measured_
     assert rows.loc["default lr", "value_a"] == "0.01" and rows.loc["default lr", "value_b"] == "0.001"
 
 
-@pytest.mark.xdist_group("defaults")  # its module fixture runs once (./dev test: --dist loadgroup)
 def test_every_attribution_is_complete_and_pairs_are_symmetric_in_presets(defaults) -> None:
     pairs = defaults.pairs
     n = len(PARITY_PRESETS)
@@ -57,7 +55,6 @@ def test_every_attribution_is_complete_and_pairs_are_symmetric_in_presets(defaul
     assert set(same["verdict"]) == {"identical"}
 
 
-@pytest.mark.xdist_group("defaults")  # its module fixture runs once (./dev test: --dist loadgroup)
 def test_copied_settings_leave_eps_defaults_and_placement(defaults) -> None:
     result = parity(Scenario("same", {"lr": 1e-3, "decay": 0.9, "momentum": 0.9}, scales="none"))
     rows = _rows(result, "torch", "optax")

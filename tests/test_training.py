@@ -213,7 +213,6 @@ def _one(frame: pd.DataFrame, **where) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.xdist_group("trained")  # its module fixture runs once (./dev test: --dist loadgroup)
 @pytest.mark.framework
 @pytest.mark.slow
 def test_seed_and_mlp_train_natively_from_bit_identical_weights(trained):
@@ -235,7 +234,6 @@ def test_seed_and_mlp_train_natively_from_bit_identical_weights(trained):
     assert "ends at loss" in (out / "report.md").read_text()
 
 
-@pytest.mark.xdist_group("trained")  # its module fixture runs once (./dev test: --dist loadgroup)
 @pytest.mark.framework
 @pytest.mark.slow
 def test_torch_and_optax_in_float64_closed_loop_stay_at_rounding_level(trained):
@@ -248,7 +246,6 @@ def test_torch_and_optax_in_float64_closed_loop_stay_at_rounding_level(trained):
     assert len(attr) == 5 and (attr[attr["category"] != "numerics"]["distance_alone"] == 0).all()  # same semantics
 
 
-@pytest.mark.xdist_group("trained")  # its module fixture runs once (./dev test: --dist loadgroup)
 @pytest.mark.framework
 @pytest.mark.slow
 def test_torch_and_keras_defaults_divergence_is_attributed_and_sums_to_the_total(trained):
