@@ -4,6 +4,7 @@ slowdown inside the adapter (benchmarks/ab_power.py plants the same way)."""
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 
@@ -102,36 +103,23 @@ def test_a_suite_without_variants_is_refused(tmp_path) -> None:
         points(str(suite))
 
 
-PLANT = '''
+def _power_script():
+    """examples/ab_power.py, whose source trees and planted slowdowns these tests reuse (loaded by path)."""
+    import importlib.util
 
-def _planted(step, every={every}):
-    calls = [0]
+    spec = importlib.util.spec_from_file_location("ab_power", ROOT / "examples" / "ab_power.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def planted():
-        step()
-        calls[0] += 1
-        if calls[0] % every == 0:
-            step()
 
-    return planted
-'''
-STEP = ('        return Stepper(opt.step, sync, peak, device_time=cuda_events(opt.step) if point.device == "gpu" '
-         'else None)\n')
+AB_POWER = _power_script()
+STEP = AB_POWER.PLANTS["harness/adapters/torch_adapter.py"]
 
 
 def _tree(dst, every: int = 0) -> Side:
-    """A copy of this checkout's sources; with ``every``, torch's bench step runs twice every k-th call."""
-    import shutil
-
-    for package in ("harness", "reference"):
-        shutil.copytree(ROOT / package, dst / package, ignore=shutil.ignore_patterns("__pycache__"))
-    if every:
-        path = dst / "harness" / "adapters" / "torch_adapter.py"
-        text = path.read_text()
-        assert STEP in text
-        path.write_text(text.replace(STEP, STEP.replace("Stepper(opt.step", "Stepper(_planted(opt.step)"))
-                        + PLANT.format(every=every))
-    return Side("tree", dst)
+    """A copy of this checkout's sources; with ``every``, the bench step runs twice every k-th call."""
+    return Side("tree", AB_POWER.tree(dst, every))
 
 
 @pytest.mark.framework
@@ -182,6 +170,23 @@ def test_a_missing_adapter_on_both_sides_is_skipped_and_a_gate_of_only_skips_fai
     row = result.points.iloc[0]
     assert row["verdict"] == "skipped" and "no adapter 'torch.foreach'" in row["reason"] and failed(result)
     assert current_side().root == ROOT
+
+
+def test_pinning_moves_every_thread_of_both_sides_to_one_core() -> None:
+    """--ab-pin: after the build, both workers (every thread) run on one core; unpinned they keep every core."""
+    from harness.bench.ab import _Pair
+
+    side = current_side()
+    pair = _Pair((side, side), {})
+    try:
+        assert all(os.sched_getaffinity(w.proc.pid) == os.sched_getaffinity(0) for w in pair.workers)
+        core = max(os.sched_getaffinity(0))
+        pair.pin(core)
+        for w in pair.workers:
+            threads = [int(t) for t in os.listdir(f"/proc/{w.proc.pid}/task")]
+            assert threads and all(os.sched_getaffinity(t) == {core} for t in threads)
+    finally:
+        pair.close()
 
 
 EXTRA_PASS = ("        def extra():\n            opt.step()\n            with torch.no_grad():\n"

@@ -19,11 +19,12 @@ import io
 import json
 import math
 import os
+import select
 import subprocess
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +168,6 @@ class _Pair:
         return self.answer(side, timeout)
 
     def answer(self, side: int, timeout: float) -> dict:
-        import select
-
         worker, line = self.workers[side], b""
         deadline = time.monotonic() + timeout
         while not line.endswith(b"\n"):
@@ -198,7 +197,6 @@ class _Pair:
 class ABResult:
     points: pd.DataFrame  # one row per point: the verdict (schema.AB)
     samples: pd.DataFrame  # every timed pair (schema.AB_SAMPLES)
-    env: dict[str, Any] = field(default_factory=dict)
 
 
 def run_ab(base: Side, current: Side, pts: list[Point], *, blocks: int = 8, pairs: int = 15,
@@ -214,7 +212,6 @@ def run_ab(base: Side, current: Side, pts: list[Point], *, blocks: int = 8, pair
     errors: dict[int, str] = {}  # a point that failed on a side: never a pass
     skipped: dict[int, str] = {}  # a point neither side can run here, for the same reason (a missing framework)
     counts: dict[int, dict[str, dict]] = {}  # point -> side label -> its counted work per step
-    started = time.perf_counter()
     for family in sorted(families):
         mine = [i for i, p in enumerate(pts) if ADAPTERS[p.adapter].module == family]
         env = _bench_env(ADAPTERS[pts[mine[0]].adapter].env, threads)
@@ -275,8 +272,7 @@ def run_ab(base: Side, current: Side, pts: list[Point], *, blocks: int = 8, pair
     table = _verdicts(pts, samples, errors, skipped, alpha=alpha, tolerance=tolerance, resolution=resolution)
     work = [compare_work(counts.get(i, {})) for i in range(len(pts))]
     table = pd.concat([table, pd.DataFrame(work, columns=WORK_COLUMNS)], axis=1)
-    return ABResult(table,
-                    samples, {"wall_seconds": round(time.perf_counter() - started, 3)})
+    return ABResult(table, samples)
 
 
 def _verdicts(pts: list[Point], samples: pd.DataFrame, errors: dict[int, str], skipped: dict[int, str],

@@ -36,6 +36,8 @@ def _die_with_parent() -> None:
 
 
 def _block(stepper, n: int) -> float:
+    """`harness.bench.timer._block`, repeated on purpose: importing it here would import the *side's* timer (an
+    older one lacks ``device_time``), and both sides must be timed by the same code."""
     if getattr(stepper, "device_time", None) is not None:  # a GPU step: CUDA events (newer adapters only)
         return stepper.device_time(n)
     step, sync = stepper.step, stepper.sync
